@@ -1,0 +1,3 @@
+"""Cracker: a self-hosted captcha-task service."""
+
+__version__ = "0.1.0"
