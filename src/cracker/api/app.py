@@ -1,0 +1,54 @@
+"""The ASGI application: routers, the error handlers, middleware and the runtime's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from cracker import __version__
+from cracker.api.errors import install_error_handlers
+from cracker.api.middleware import RequestContextMiddleware
+from cracker.api.openapi import build_openapi
+from cracker.api.ratelimit import RateLimiter
+from cracker.api.routes import account, catalogue, metrics, tasks
+from cracker.config import Settings
+from cracker.runtime import Runtime
+
+
+def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await Runtime.start(settings, run_migrations=run_migrations)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Cracker",
+        version=__version__,
+        summary="Self-hosted captcha-task service: v2 task API, billing in USD, built-in solvers.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.docs_base_url = settings.docs_base_url.rstrip("/")
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    for module in (tasks, account, catalogue, metrics):
+        app.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,85 @@
+"""The one place where errors become the envelope: domain errors, validation and routing errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cracker.api.envelope import error_response
+from cracker.domain.errors import CrackerError, FieldError
+from cracker.domain.task_types import ALIASES, TASK_TYPES
+
+_LOCATIONS = {"body", "path", "query", "header", "cookie"}
+_TAGS = set(TASK_TYPES) | set(ALIASES)
+
+
+def _field_name(loc: Sequence[Any], kind: str) -> str:
+    if kind == "union_tag_not_found":
+        return "type"  # POST /v2/tasks without its "type" field
+    parts = list(loc)
+    if parts and parts[0] in _LOCATIONS:
+        parts = parts[1:]
+    # In POST /v2/tasks the body is a union keyed by "type": pydantic puts the tag in the path.
+    if len(parts) > 1 and parts[0] in _TAGS:
+        parts = parts[1:]
+    return ".".join(str(p) for p in parts) or "body"
+
+
+def field_errors(errors: Sequence[Any]) -> list[FieldError]:
+    return [
+        FieldError(
+            field=_field_name(e.get("loc", ()), str(e.get("type"))),
+            code="missing" if e.get("type") == "union_tag_not_found" else str(e.get("type", "invalid")),
+            message=str(e.get("msg", "")),
+        )
+        for e in errors
+    ]
+
+
+async def _on_cracker_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CrackerError)
+    return error_response(request, exc.code, exc.message, exc.details, exc.headers or None)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    kinds = {e.get("type") for e in errors}
+    if "json_invalid" in kinds:
+        return error_response(request, "invalid_request", "The request body is not valid JSON")
+    if any(e.get("type") == "model_attributes_type" and tuple(e.get("loc", ())) == ("body",) for e in errors):
+        return error_response(
+            request, "invalid_request", "The request body must be a JSON object (Content-Type: application/json)"
+        )
+    for e in errors:
+        if e.get("type") == "union_tag_invalid":
+            tag = (e.get("ctx") or {}).get("tag", "")
+            return error_response(
+                request, "offer_not_found", f"No offer for task type {tag!r}; GET /v2/offers lists what is sold"
+            )
+    details = field_errors(errors)
+    return error_response(request, "validation_failed", f"{len(details)} field(s) failed validation", details)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return error_response(request, "not_found", f"No route {request.method} {request.url.path}")
+    if exc.status_code == 405:
+        return error_response(
+            request, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}",
+            headers=dict(exc.headers or {}),
+        )
+    return error_response(request, "invalid_request", str(exc.detail))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(CrackerError, _on_cracker_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)

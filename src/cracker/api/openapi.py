@@ -1,0 +1,44 @@
+"""/openapi.json: FastAPI's document, completed with what generators need to model our errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from cracker.domain.catalogue import CATALOGUE
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    doc = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        description=(
+            "Wire-compatible with the v2 captcha-task API. Every non-2xx answer is the error "
+            "envelope `{\"error\": {code, message, retryable, doc_url, request_id, details}}`; "
+            "`GET /v2/errors` lists every code. Every response carries `x-request-id`."
+        ),
+        routes=app.routes,
+    )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    # The error code is a closed set today and only ever grows: publish it as an enum.
+    body = schemas.get("ErrorBody")
+    if body is not None:
+        body["properties"]["code"]["enum"] = [c for c, s in CATALOGUE.items() if s.kind == "api"]
+    task_error = schemas.get("TaskError")
+    if task_error is not None:
+        task_error["properties"]["code"]["enum"] = [c for c, s in CATALOGUE.items() if s.kind == "task"]
+    # FastAPI adds its own 422 "HTTPValidationError" to routes with parameters; ours is the envelope.
+    for path_item in doc.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.get("responses", {})
+            if "422" in responses:
+                responses["422"] = {
+                    "description": "Error envelope; code: validation_failed (details[] names each field)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+                }
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    return doc

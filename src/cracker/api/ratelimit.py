@@ -1,0 +1,40 @@
+"""Per-key token buckets, in process memory."""
+
+from __future__ import annotations
+
+import math
+import time
+
+
+class RateLimiter:
+    """``rate`` tokens per second up to ``burst``; one token per request.
+
+    Buckets live in this process: with several API processes each enforces the limit on its own
+    share of the traffic.
+    """
+
+    _MAX_KEYS = 100_000
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+    def acquire(self, key: str) -> int | None:
+        """Take a token; None if granted, else the whole seconds to wait (for Retry-After)."""
+        if not self.enabled:
+            return None
+        now = time.monotonic()
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens >= 1.0:
+            if len(self._buckets) >= self._MAX_KEYS and key not in self._buckets:
+                self._buckets.clear()  # bounded memory; at worst a burst is forgiven
+            self._buckets[key] = (tokens - 1.0, now)
+            return None
+        self._buckets[key] = (tokens, now)
+        return max(1, math.ceil((1.0 - tokens) / self.rate))

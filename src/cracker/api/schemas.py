@@ -1,0 +1,92 @@
+"""Response models: they document the wire shapes in /openapi.json (handlers build the JSON directly)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class FieldErrorModel(BaseModel):
+    field: str = Field(examples=["url"])
+    code: str = Field(examples=["string_pattern_mismatch"])
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code; see GET /v2/errors", examples=["not_found"])
+    message: str = Field(description="Human-readable summary. Safe to log, do not parse.")
+    retryable: bool
+    doc_url: str
+    request_id: str = Field(description="UUIDv7; include it in support tickets")
+    details: list[FieldErrorModel] | None = Field(
+        default=None, description="Per-field errors; only on validation_failed"
+    )
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+
+class TaskError(BaseModel):
+    code: str = Field(examples=["solve_timeout"])
+    message: str
+    retryable: bool
+    doc_url: str
+
+
+class TaskEnvelope(BaseModel):
+    """The same envelope in every state; inapplicable fields are null."""
+
+    task_id: str = Field(examples=["01959e02-08fd-7000-8cbe-f682a959b3c1"])
+    type: str = Field(examples=["altcha"])
+    status: Literal["pending", "running", "completed", "rejected"]
+    solution: dict[str, Any] | None = Field(
+        description="Set when completed; always has a string `token`", examples=[{"token": "eyJhbGci..."}]
+    )
+    error: TaskError | None = Field(description="Set when rejected")
+    cost: str | None = Field(description="USD, 4 decimals; null while unknown", examples=["0.0002"])
+    created_at: str
+    started_at: str | None
+    completed_at: str | None
+
+
+class BalanceModel(BaseModel):
+    balance: str = Field(description="What can still be spent, USD", examples=["9.9991"])
+    held: str = Field(description="Held for open tasks, USD", examples=["0.0009"])
+    currency: Literal["USD"] = "USD"
+
+
+class HealthModel(BaseModel):
+    status: Literal["ok"] = "ok"
+    timestamp: str
+
+
+class OfferModel(BaseModel):
+    type: str
+    price: str = Field(examples=["0.0009"])
+    currency: Literal["USD"] = "USD"
+    solved_by: Literal["built-in", "sandbox", "pool"] = Field(
+        description="built-in: our own solver; sandbox: the vendor's test keys only; pool: attached workers"
+    )
+    description: str
+
+
+class OffersModel(BaseModel):
+    offers: list[OfferModel]
+
+
+class CatalogueEntry(BaseModel):
+    code: str
+    kind: Literal["api", "task"]
+    http_status: int | None = Field(description="HTTP status of an API error; null for task errors")
+    retryable: bool
+    charged: bool = Field(description="A task rejected with this code keeps its price")
+    category: str
+    message: str
+    fix: str
+    doc_url: str
+
+
+class CatalogueModel(BaseModel):
+    errors: list[CatalogueEntry]

@@ -1,0 +1,171 @@
+"""The `cracker` command line: serve, migrate, accounts, keys, offers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cracker.config import Settings
+from cracker.domain.accounts import Scope
+from cracker.domain.errors import CrackerError
+from cracker.domain.money import MoneyError, format_usd, parse_usd
+from cracker.service.accounts import AccountService, IssuedKey
+from cracker.service.offers import OfferService
+from cracker.store.migrate import migrate as run_migrations
+from cracker.store.sql import Store
+
+app = typer.Typer(help="Cracker: a self-hosted captcha-task service.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+offers_app = typer.Typer(help="Manage the price list.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(offers_app, name="offers")
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _run(make: Callable[[Store], Awaitable[T]]) -> T:
+    """Migrate, then run one store operation to completion."""
+    settings = Settings()
+    run_migrations(settings.database_url)
+
+    async def main() -> T:
+        store = Store.open(settings.database_url)
+        try:
+            return await make(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except CrackerError as exc:
+        err_console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+
+
+def _amount(text: str) -> int:
+    try:
+        return parse_usd(text)
+    except MoneyError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _print_key(issued: IssuedKey, as_json: bool, *, balance: int | None = None) -> None:
+    if as_json:
+        print(json.dumps({"account_id": issued.account_id, "api_key": issued.api_key}))
+        return
+    console.print(f"account_id: [bold]{issued.account_id}[/bold]")
+    if balance is not None:
+        console.print(f"balance:    {format_usd(balance)} USD")
+    console.print(f"scope:      {issued.scope.value}")
+    console.print(f"api_key:    [bold green]{issued.api_key}[/bold green]  (shown once; stored only as a hash)")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Migrate the database and run the API with the built-in solvers in-process."""
+    import uvicorn
+
+    from cracker.api.app import create_app
+
+    settings = Settings()
+    run_migrations(settings.database_url)
+    console.print(f"Cracker on http://{host}:{port}  (database: {settings.database_url})")
+    uvicorn.run(
+        create_app(settings, run_migrations=False), host=host, port=port, log_level=log_level,
+        proxy_headers=False, server_header=False,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the newest version."""
+    settings = Settings()
+    run_migrations(settings.database_url)
+    console.print("database is at the newest schema")
+
+
+@accounts_app.command("create")
+def accounts_create(
+    name: Annotated[str, typer.Option(help="Account name")],
+    balance: Annotated[str, typer.Option(help="Opening balance in USD")] = "0",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Create an account with a client API key (printed once)."""
+    units = _amount(balance)
+    issued = _run(lambda store: AccountService(store).create_account(name, units))
+    _print_key(issued, as_json, balance=units)
+
+
+@accounts_app.command("topup")
+def accounts_topup(
+    account_id: Annotated[str, typer.Argument(help="Account id")],
+    amount: Annotated[str, typer.Argument(help="USD to add, e.g. 10.00")],
+) -> None:
+    """Add funds to an account."""
+    units = _amount(amount)
+    if units == 0:
+        raise typer.BadParameter("amount must be positive")
+    balance = _run(lambda store: AccountService(store).top_up(account_id, units))
+    console.print(f"balance: {format_usd(balance.available)} USD (held {format_usd(balance.held)})")
+
+
+@keys_app.command("create")
+def keys_create(
+    account_id: Annotated[str, typer.Argument(help="Account id")],
+    scope: Annotated[Scope, typer.Option(help="What the key may do")] = Scope.CLIENT,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Create another API key for an account."""
+    issued = _run(lambda store: AccountService(store).create_key(account_id, scope))
+    _print_key(issued, as_json)
+
+
+@offers_app.command("list")
+def offers_list() -> None:
+    """Show the price of every task type."""
+    offers = _run(lambda store: OfferService(store).list(enabled_only=False))
+    table = Table("type", "price (USD)", "enabled")
+    for offer in offers:
+        table.add_row(offer.type, format_usd(offer.price), "yes" if offer.enabled else "no")
+    console.print(table)
+
+
+@offers_app.command("set")
+def offers_set(
+    task_type: Annotated[str, typer.Argument(metavar="TYPE", help="Task type, e.g. altcha")],
+    price: Annotated[str, typer.Argument(help="Price in USD, at most 4 decimals")],
+    disable: Annotated[bool, typer.Option("--disable", help="Stop selling this type")] = False,
+) -> None:
+    """Set the price of a task type (and sell it, unless --disable)."""
+    units = _amount(price)
+
+    async def change(store: Store) -> None:
+        await OfferService(store).set(task_type, units, enabled=not disable)
+
+    try:
+        _run(change)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    console.print(f"{task_type}: {format_usd(units)} USD{' (disabled)' if disable else ''}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic's per-migration INFO lines are noise in a CLI.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    app()

@@ -1,0 +1,32 @@
+"""Settings from the environment (prefix ``CRACKER_``), with the defaults of a one-command start."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRACKER_", extra="ignore")
+
+    database_url: str = "sqlite:///./var/cracker.db"
+    #: Base of every error's ``doc_url``; empty means "this server, as the request reached it".
+    docs_base_url: str = ""
+    #: Requests per second per API key (token bucket refill); 0 turns rate limiting off.
+    rate_limit_per_s: float = Field(default=50.0, ge=0)
+    #: Bucket size: the burst a key may send at once.
+    rate_limit_burst: int = Field(default=100, ge=1)
+    #: Largest request body accepted, in bytes.
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    #: A task not solved this many seconds after creation is rejected with ``solve_timeout``.
+    task_timeout_s: float = Field(default=120.0, gt=0)
+    #: Run the built-in solvers inside the API process.
+    in_process_workers: bool = True
+    #: Tasks the in-process worker solves at once.
+    worker_concurrency: int = Field(default=8, ge=1)
+    #: Processes for CPU-heavy solving; 0 means one per core.
+    cpu_workers: int = Field(default=0, ge=0)
+    #: How long an authenticated key is trusted without asking the database again (revocation delay).
+    auth_cache_s: float = Field(default=5.0, ge=0)
+    #: How often the reaper looks for tasks past their deadline.
+    reaper_interval_s: float = Field(default=0.5, gt=0)

@@ -1,0 +1,94 @@
+"""Use cases around accounts: create, top up, keys, authentication, balance."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from cracker.domain.accounts import ApiKeyRecord, Balance, Scope, generate_api_key, hash_api_key
+from cracker.domain.clock import new_id, now
+from cracker.domain.errors import InsufficientScope, InvalidApiKey, NotFound
+from cracker.store.sql import Store, Writer
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    account_id: str
+    key_id: str
+    #: The only time the plain key exists outside the client: it is stored as a hash.
+    api_key: str
+    scope: Scope
+
+
+class AccountService:
+    def __init__(self, store: Store, *, auth_cache_s: float = 5.0) -> None:
+        self._store = store
+        self._auth_cache_s = auth_cache_s
+        # key hash -> (record, expiry). Saves a database round trip on every request; a revoked
+        # key stays valid here for at most auth_cache_s.
+        self._auth_cache: dict[str, tuple[ApiKeyRecord, float]] = {}
+
+    async def create_account(self, name: str, balance: int, scope: Scope = Scope.CLIENT) -> IssuedKey:
+        account_id = new_id()
+        at = now()
+        async with self._store.write() as tx:
+            await tx.insert_account(account_id, name, at)
+            if balance:
+                await tx.top_up(account_id, balance, at)
+            return await self._issue_key(tx, account_id, scope, at)
+
+    async def create_key(self, account_id: str, scope: Scope) -> IssuedKey:
+        at = now()
+        async with self._store.write() as tx:
+            if not await tx.account_exists(account_id):
+                raise NotFound(f"No account {account_id}")
+            return await self._issue_key(tx, account_id, scope, at)
+
+    @staticmethod
+    async def _issue_key(tx: Writer, account_id: str, scope: Scope, at: float) -> IssuedKey:
+        api_key = generate_api_key()
+        key_id = new_id()
+        await tx.insert_api_key(key_id, account_id, hash_api_key(api_key), api_key[:10], scope, at)
+        return IssuedKey(account_id=account_id, key_id=key_id, api_key=api_key, scope=scope)
+
+    async def top_up(self, account_id: str, amount: int) -> Balance:
+        async with self._store.write() as tx:
+            if not await tx.top_up(account_id, amount, now()):
+                raise NotFound(f"No account {account_id}")
+            balance = await tx.get_balance(account_id)
+        assert balance is not None
+        return balance
+
+    async def balance(self, account_id: str) -> Balance:
+        async with self._store.read() as reader:
+            balance = await reader.get_balance(account_id)
+        if balance is None:
+            raise NotFound(f"No account {account_id}")
+        return balance
+
+    async def authenticate(self, api_key: str, needed: Scope) -> ApiKeyRecord:
+        key_hash = hash_api_key(api_key)
+        record = self._cached(key_hash)
+        if record is None:
+            async with self._store.read() as reader:
+                record = await reader.get_api_key(key_hash)
+            # The lookup is by hash; the comparison below keeps the final check constant-time.
+            if record is None or not hmac.compare_digest(record.key_hash, key_hash):
+                raise InvalidApiKey()
+            if self._auth_cache_s > 0:
+                if len(self._auth_cache) > 100_000:
+                    self._auth_cache.clear()
+                self._auth_cache[key_hash] = (record, now() + self._auth_cache_s)
+        if not record.scope.allows(needed):
+            raise InsufficientScope(f"A {record.scope.value} key cannot call this route; it needs {needed.value}")
+        return record
+
+    def _cached(self, key_hash: str) -> ApiKeyRecord | None:
+        hit = self._auth_cache.get(key_hash)
+        if hit is None:
+            return None
+        record, expiry = hit
+        if expiry < now():
+            del self._auth_cache[key_hash]
+            return None
+        return record

@@ -1,0 +1,107 @@
+"""The relational schema, shared by SQLite and PostgreSQL. Migrations create exactly this.
+
+Money columns are integer units of 0.0001 USD (see ``cracker.domain.money``); times are float epoch
+seconds; JSON is stored as text so that both databases read it the same way.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    # A projection of the ledger kept in the same transaction as every ledger row, so that the
+    # spend check is one conditional UPDATE; the CHECKs make a negative balance impossible even
+    # for a buggy caller.
+    Column("available", BigInteger, nullable=False, server_default="0"),
+    Column("held", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    CheckConstraint("available >= 0", name="ck_accounts_available_nonnegative"),
+    CheckConstraint("held >= 0", name="ck_accounts_held_nonnegative"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
+    # SHA-256 of the key: keys are 256-bit random strings, so a fast hash is as strong as a slow one.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+offers = Table(
+    "offers",
+    metadata,
+    Column("type", String(40), primary_key=True),
+    Column("price", BigInteger, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default="1"),
+    Column("updated_at", Float, nullable=False),
+    CheckConstraint("price >= 0", name="ck_offers_price_nonnegative"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("solution", Text, nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("price", BigInteger, nullable=False),
+    Column("cost", BigInteger, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("completed_at", Float, nullable=True),
+    Column("deadline_at", Float, nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+)
+# The claim query scans pending tasks of some types oldest first.
+Index("ix_tasks_claim", tasks.c.status, tasks.c.type, tasks.c.created_at)
+# The reaper finds live tasks past their deadline.
+Index("ix_tasks_deadline", tasks.c.status, tasks.c.deadline_at)
+Index("ix_tasks_account", tasks.c.account_id, tasks.c.created_at)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
+    Column("task_id", String(36), nullable=True),
+    # topup | hold | capture | release
+    Column("kind", String(16), nullable=False),
+    Column("available_delta", BigInteger, nullable=False),
+    Column("held_delta", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+    # A task is held, then captured or released, each at most once: the database refuses a
+    # second capture even if two workers race past the lease fence.
+    UniqueConstraint("task_id", "kind", name="uq_ledger_task_kind"),
+)
+Index("ix_ledger_account", ledger.c.account_id)

@@ -1,0 +1,137 @@
+"""The worker runtime: lease tasks, run solvers, report outcomes. Used in-process by `cracker serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+
+from cracker.domain.clock import new_id
+from cracker.domain.errors import TaskRejected
+from cracker.domain.tasks import ClaimedTask
+from cracker.service.tasks import TaskService
+from cracker.solvers.base import SolveJob
+from cracker.solvers.registry import SolverRegistry
+
+log = logging.getLogger("cracker.worker")
+
+
+class WorkerRuntime:
+    def __init__(
+        self,
+        tasks: TaskService,
+        solvers: SolverRegistry,
+        *,
+        concurrency: int,
+        lease_s: float,
+        poll_s: float = 1.0,
+    ) -> None:
+        self._tasks = tasks
+        self._solvers = solvers
+        self._concurrency = concurrency
+        self._lease_s = lease_s
+        self._poll_s = poll_s
+        self.owner = f"{socket.gethostname()[:32]}:{new_id()[-12:]}"
+        self._running: set[asyncio.Task[None]] = set()
+        self._slot_free = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def concurrency(self) -> int:
+        return self._concurrency
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="cracker-worker")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _run(self) -> None:
+        types = sorted(self._solvers.types)
+        while True:
+            free = self._concurrency - len(self._running)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            try:
+                claims = await self._tasks.claim(types, self.owner, free, self._lease_s)
+            except Exception:
+                # The database may be busy or briefly gone; the loop must outlive that.
+                log.exception("claiming tasks failed; retrying")
+                await asyncio.sleep(self._poll_s)
+                continue
+            for claim in claims:
+                task = asyncio.create_task(self._solve(claim), name=f"solve-{claim.task.id}")
+                self._running.add(task)
+                task.add_done_callback(self._done)
+            if not claims:
+                await self._tasks.notifier.wait_for_work(self._poll_s)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slot_free.set()
+
+    async def _solve(self, claim: ClaimedTask) -> None:
+        task = claim.task
+        solver = self._solvers.find(task.type, task.params)
+        try:
+            if solver is None:
+                raise TaskRejected("general_error", f"No solver in this worker accepts this {task.type} task")
+            job = SolveJob(task_id=task.id, type=task.type, params=task.params, deadline=task.deadline_at)
+            remaining = task.deadline_at - time.time()
+            if remaining <= 0:
+                raise TaskRejected("solve_timeout")
+            try:
+                solution = await asyncio.wait_for(solver.solve(job), remaining)
+            except TimeoutError:
+                raise TaskRejected("solve_timeout") from None
+            token = solution.get("token")
+            if not isinstance(token, str) or not token:
+                raise TaskRejected("empty_token", f"The {solver.name} solver returned no token")
+            await self._tasks.complete(claim, solution)
+        except TaskRejected as rejection:
+            await self._report_rejection(claim, rejection.code, rejection.message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A solver bug or hostile input must end the task, never the worker.
+            log.exception("solver failed on task %s", task.id)
+            await self._report_rejection(claim, "general_error", "The solver failed unexpectedly")
+
+    async def _report_rejection(self, claim: ClaimedTask, code: str, message: str) -> None:
+        try:
+            await self._tasks.reject(claim.task.id, code, message, claim=claim)
+        except Exception:
+            log.exception("could not record the rejection of task %s", claim.task.id)
+
+
+class Reaper:
+    """Rejects live tasks past their deadline with ``solve_timeout`` (pending ones included)."""
+
+    def __init__(self, tasks: TaskService, interval_s: float) -> None:
+        self._tasks = tasks
+        self._interval_s = interval_s
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="cracker-reaper")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self._tasks.reject_overdue()
+            except Exception:
+                log.exception("reaping overdue tasks failed; retrying")
