@@ -76,6 +76,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Ensure a 'demo' account (10.00 USD when new) and print a fresh key")
+    ] = False,
 ) -> None:
     """Migrate the database and run the API with the built-in solvers in-process."""
     import uvicorn
@@ -84,6 +87,13 @@ def serve(
 
     settings = Settings()
     run_migrations(settings.database_url)
+    if demo:
+        issued, created = _run(lambda store: AccountService(store).demo_key("demo", parse_usd("10.00")))
+        console.print(f"demo account {'created with 10.00 USD' if created else 'exists'}; new key below")
+        _print_key(issued, False)
+        console.print(
+            f"try: curl -H 'x-solvium-auth: {issued.api_key}' http://{host}:{port}/v2/balance"
+        )
     console.print(f"Cracker on http://{host}:{port}  (database: {settings.database_url})")
     uvicorn.run(
         create_app(settings, run_migrations=False), host=host, port=port, log_level=log_level,

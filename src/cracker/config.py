@@ -28,5 +28,7 @@ class Settings(BaseSettings):
     cpu_workers: int = Field(default=0, ge=0)
     #: How long an authenticated key is trusted without asking the database again (revocation delay).
     auth_cache_s: float = Field(default=5.0, ge=0)
+    #: How long a SQLite writer waits for the file lock before answering service_unavailable.
+    sqlite_busy_timeout_ms: int = Field(default=5_000, ge=0)
     #: How often the reaper looks for tasks past their deadline.
     reaper_interval_s: float = Field(default=0.5, gt=0)

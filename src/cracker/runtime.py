@@ -40,7 +40,7 @@ class Runtime:
         if run_migrations:
             # Alembic runs its own event loop; keep it off ours.
             await asyncio.to_thread(migrate, settings.database_url)
-        store = Store.open(settings.database_url)
+        store = Store.open(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         metrics = Metrics()
         pow_engine = PowEngine(settings.cpu_workers or None)
         solvers = SolverRegistry([SandboxSolver(), PowSha256Solver(pow_engine)])
@@ -62,8 +62,9 @@ class Runtime:
             )
             worker.start()
             runtime.workers.append(worker)
-            runtime.reaper = Reaper(tasks, settings.reaper_interval_s)
-            runtime.reaper.start()
+        # Deadlines hold whoever solves: a task nobody takes is still rejected on time.
+        runtime.reaper = Reaper(tasks, settings.reaper_interval_s)
+        runtime.reaper.start()
         return runtime
 
     async def stop(self) -> None:

@@ -30,15 +30,17 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     task_error = schemas.get("TaskError")
     if task_error is not None:
         task_error["properties"]["code"]["enum"] = [c for c, s in CATALOGUE.items() if s.kind == "task"]
-    # FastAPI adds its own 422 "HTTPValidationError" to routes with parameters; ours is the envelope.
+    envelope = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
     for path_item in doc.get("paths", {}).values():
         for operation in path_item.values():
             responses = operation.get("responses", {})
-            if "422" in responses:
-                responses["422"] = {
-                    "description": "Error envelope; code: validation_failed (details[] names each field)",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
-                }
+            # FastAPI adds its own 422 "HTTPValidationError" to routes with parameters; ours is the envelope.
+            if "422" in responses and "ErrorEnvelope" not in str(responses["422"]):
+                responses["422"] = {"description": "Error envelope; code: validation_failed (details[] names each field)"}
+            # Errors are JSON even where the success is HTML or Prometheus text.
+            for status, response in responses.items():
+                if status[0] in "45":
+                    response["content"] = envelope
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     return doc

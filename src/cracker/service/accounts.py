@@ -37,6 +37,21 @@ class AccountService:
                 await tx.top_up(account_id, balance, at)
             return await self._issue_key(tx, account_id, scope, at)
 
+    async def demo_key(self, name: str, balance: int) -> tuple[IssuedKey, bool]:
+        """A fresh client key for the account called ``name``, created with ``balance`` if missing.
+
+        Returns the key and whether the account was created now.
+        """
+        at = now()
+        async with self._store.write() as tx:
+            account_id = await tx.find_account(name)
+            created = account_id is None
+            if account_id is None:
+                account_id = new_id()
+                await tx.insert_account(account_id, name, at)
+                await tx.top_up(account_id, balance, at)
+            return await self._issue_key(tx, account_id, Scope.CLIENT, at), created
+
     async def create_key(self, account_id: str, scope: Scope) -> IssuedKey:
         at = now()
         async with self._store.write() as tx:

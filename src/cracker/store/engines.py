@@ -9,10 +9,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-#: How long a SQLite writer waits for the lock before the statement fails ("database is locked").
-SQLITE_BUSY_TIMEOUT_MS = 5_000
-
-
 def normalise_url(url: str) -> str:
     """Accept the plain URLs operators write and pick the async driver for each database."""
     parsed = make_url(url)
@@ -28,14 +24,14 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _sqlite_pragmas(engine: AsyncEngine, *, writer: bool) -> None:
+def _sqlite_pragmas(engine: AsyncEngine, *, writer: bool, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below decide how transactions start.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -47,7 +43,7 @@ def _sqlite_pragmas(engine: AsyncEngine, *, writer: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
 
-def create_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
+def create_engines(url: str, *, sqlite_busy_timeout_ms: int = 5_000) -> tuple[AsyncEngine, AsyncEngine]:
     """(writer, reader) engines. On PostgreSQL both are the same pooled engine."""
     url = normalise_url(url)
     if is_sqlite(url):
@@ -57,8 +53,8 @@ def create_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
         reader = create_async_engine(url, pool_size=4, max_overflow=4)
         if ":memory:" in url or make_url(url).database in (None, ""):
             raise ValueError("an in-memory SQLite database cannot be shared; give a file path")
-        _sqlite_pragmas(writer, writer=True)
-        _sqlite_pragmas(reader, writer=False)
+        _sqlite_pragmas(writer, writer=True, busy_timeout_ms=sqlite_busy_timeout_ms)
+        _sqlite_pragmas(reader, writer=False, busy_timeout_ms=sqlite_busy_timeout_ms)
         return writer, reader
     engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
     return engine, engine

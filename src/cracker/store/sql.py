@@ -115,6 +115,11 @@ class Reader:
         query = select(accounts.c.id, accounts.c.available, accounts.c.held)
         return {r.id: (r.available, r.held) for r in await self.conn.execute(query)}
 
+    async def find_account(self, name: str) -> str | None:
+        query = select(accounts.c.id).where(accounts.c.name == name).order_by(accounts.c.created_at).limit(1)
+        row = (await self.conn.execute(query)).first()
+        return row.id if row is not None else None
+
     async def account_exists(self, account_id: str) -> bool:
         query = select(accounts.c.id).where(accounts.c.id == account_id)
         return (await self.conn.execute(query)).first() is not None
@@ -316,8 +321,8 @@ class Store:
         self._reader = reader
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        writer, reader = create_engines(url)
+    def open(cls, url: str, *, sqlite_busy_timeout_ms: int = 5_000) -> Store:
+        writer, reader = create_engines(url, sqlite_busy_timeout_ms=sqlite_busy_timeout_ms)
         return cls(writer, reader)
 
     @property

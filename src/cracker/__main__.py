@@ -1,0 +1,3 @@
+from cracker.cli import main
+
+main()

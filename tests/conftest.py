@@ -1,0 +1,172 @@
+"""Shared fixtures: the real app in-process (real SQLite, real solvers) and the real server as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from cracker.api.app import create_app
+from cracker.config import Settings
+from cracker.runtime import Runtime
+
+TURNSTILE_PASS = "1x00000000000000000000AA"
+TURNSTILE_FAIL = "2x00000000000000000000AB"
+HCAPTCHA_KEY = "10000000-ffff-ffff-ffff-000000000001"
+RECAPTCHA_V2_KEY = "6LeIxAcTAAAAAJcZVRqyHh71UMIEGNQ_MXjiZKhI"
+
+
+def make_settings(tmp: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp / 'cracker.db'}",
+        "rate_limit_per_s": 0,
+        "cpu_workers": 1,
+        "docs_base_url": "",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Api:
+    """The in-process app and a way to make clients for fresh accounts on it."""
+
+    app: FastAPI
+    runtime: Runtime
+
+    def client(self, api_key: str | None = None) -> httpx.AsyncClient:
+        headers = {"x-solvium-auth": api_key} if api_key else {}
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://testserver", headers=headers
+        )
+
+    async def account(self, balance: str = "10.00") -> tuple[str, str]:
+        """A new account with that balance: (account_id, client api key)."""
+        from cracker.domain.money import parse_usd
+
+        issued = await self.runtime.accounts.create_account("test", parse_usd(balance))
+        return issued.account_id, issued.api_key
+
+    async def client_for(self, balance: str = "10.00") -> httpx.AsyncClient:
+        _, key = await self.account(balance)
+        return self.client(key)
+
+
+@asynccontextmanager
+async def running_api(settings: Settings) -> AsyncIterator[Api]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield Api(app=app, runtime=app.state.runtime)
+
+
+@pytest.fixture(scope="session")
+async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    """One app for the whole session; tests isolate themselves with fresh accounts."""
+    async with running_api(make_settings(tmp_path_factory.mktemp("api"))) as api:
+        yield api
+
+
+@pytest.fixture
+def api_factory(tmp_path: Path) -> Callable[..., Any]:
+    """An app with its own database and settings, for tests that need a special configuration."""
+
+    def factory(**overrides: Any) -> Any:
+        return running_api(make_settings(tmp_path, **overrides))
+
+    return factory
+
+
+async def wait_terminal(client: httpx.AsyncClient, task_id: str, timeout: float = 20.0) -> dict[str, Any]:
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, Any] = (await client.get(f"/v2/tasks/{task_id}")).json()
+        if body["status"] in ("completed", "rejected") or time.monotonic() > deadline:
+            return body
+        await asyncio.sleep(0.02)
+
+
+# --- the real server, as a subprocess over real HTTP ---
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cracker_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cracker", *args], env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return cracker_cli(*args, env=self.env)
+
+    def new_account(self, balance: str = "10.00") -> tuple[str, str]:
+        result = self.cli("accounts", "create", "--name", "live", "--balance", balance, "--json")
+        assert result.returncode == 0, result.stderr
+        data = json.loads(result.stdout)
+        return data["account_id"], data["api_key"]
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    tmp = tmp_path_factory.mktemp("live")
+    port = free_port()
+    env = {
+        **os.environ,
+        "CRACKER_DATABASE_URL": f"sqlite:///{tmp / 'live.db'}",
+        "CRACKER_RATE_LIMIT_PER_S": "1000",
+        "CRACKER_RATE_LIMIT_BURST": "1000",
+        "CRACKER_CPU_WORKERS": "1",
+    }
+    log = (tmp / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cracker", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base_url}/v2/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("server did not start:\n" + (tmp / "server.log").read_text())
+        time.sleep(0.1)
+    try:
+        yield LiveServer(base_url=base_url, env=env, process=process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

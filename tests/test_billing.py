@@ -1,0 +1,99 @@
+"""Billing: hold at create, capture on completion, release on rejection unless charged; the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from cracker.runtime import Runtime
+
+from .conftest import TURNSTILE_PASS, Api, wait_terminal
+
+TURNSTILE = {"url": "https://example.com", "site_key": TURNSTILE_PASS}
+
+
+async def assert_ledger_matches_balances(runtime: Runtime) -> None:
+    async with runtime.store.read() as reader:
+        ledger = await reader.ledger_totals()
+        balances = await reader.account_balances()
+    for account_id, (available, held) in balances.items():
+        assert ledger.get(account_id, (0, 0)) == (available, held), account_id
+        assert available >= 0 and held >= 0
+
+
+async def test_hold_then_capture(api_factory) -> None:  # type: ignore[no-untyped-def]
+    async with api_factory(in_process_workers=False) as api:
+        async with await api.client_for("1.00") as client:
+            created = (await client.post("/v2/tasks/turnstile", json=TURNSTILE)).json()
+            held = (await client.get("/v2/balance")).json()
+            claims = await api.runtime.tasks.claim(["turnstile"], "test-worker", 10, 60)
+            assert [c.task.id for c in claims] == [created["task_id"]]
+            running = (await client.get(f"/v2/tasks/{created['task_id']}")).json()
+            await api.runtime.tasks.complete(claims[0], {"token": "t"})
+            done = (await client.get(f"/v2/tasks/{created['task_id']}")).json()
+            after = (await client.get("/v2/balance")).json()
+        await assert_ledger_matches_balances(api.runtime)
+    assert held == {"balance": "0.9991", "held": "0.0009", "currency": "USD"}
+    assert running["status"] == "running" and running["started_at"] is not None and running["cost"] is None
+    assert done["status"] == "completed" and done["cost"] == "0.0009"
+    assert after == {"balance": "0.9991", "held": "0.0000", "currency": "USD"}
+
+
+async def test_release_on_rejection_and_keep_when_charged(api_factory) -> None:  # type: ignore[no-untyped-def]
+    async with api_factory(in_process_workers=False) as api:
+        async with await api.client_for("1.00") as client:
+            refunded = (await client.post("/v2/tasks/turnstile", json=TURNSTILE)).json()
+            charged = (await client.post("/v2/tasks/turnstile", json=TURNSTILE)).json()
+            await api.runtime.tasks.reject(refunded["task_id"], "upstream_timeout")
+            await api.runtime.tasks.reject(charged["task_id"], "proxy_blocked", "Proxy blocked")
+            first = (await client.get(f"/v2/tasks/{refunded['task_id']}")).json()
+            second = (await client.get(f"/v2/tasks/{charged['task_id']}")).json()
+            balance = (await client.get("/v2/balance")).json()
+        await assert_ledger_matches_balances(api.runtime)
+    assert first["error"]["code"] == "upstream_timeout" and first["cost"] == "0.0000"
+    assert second["error"] == {
+        "code": "proxy_blocked", "message": "Proxy blocked", "retryable": True,
+        "doc_url": "http://testserver/errors/proxy-blocked",
+    }
+    assert second["cost"] == "0.0009"
+    assert balance == {"balance": "0.9991", "held": "0.0000", "currency": "USD"}
+
+
+async def test_a_lost_lease_cannot_complete_and_nothing_is_captured_twice(api_factory) -> None:  # type: ignore[no-untyped-def]
+    async with api_factory(in_process_workers=False) as api:
+        async with await api.client_for("1.00") as client:
+            created = (await client.post("/v2/tasks/turnstile", json=TURNSTILE)).json()
+            (claim,) = await api.runtime.tasks.claim(["turnstile"], "worker-a", 1, 60)
+            assert await api.runtime.tasks.complete(claim, {"token": "first"}) is not None
+            # The same outcome again (a retried report, a confused worker): refused by the fence.
+            assert await api.runtime.tasks.complete(claim, {"token": "second"}) is None
+            assert await api.runtime.tasks.reject(created["task_id"], "general_error", claim=claim) is None
+            assert await api.runtime.tasks.reject(created["task_id"], "general_error") is None
+            done = (await client.get(f"/v2/tasks/{created['task_id']}")).json()
+            balance = (await client.get("/v2/balance")).json()
+        await assert_ledger_matches_balances(api.runtime)
+    assert done["solution"] == {"token": "first"}
+    assert balance == {"balance": "0.9991", "held": "0.0000", "currency": "USD"}
+
+
+async def test_concurrent_creates_never_overspend(api: Api) -> None:
+    # 0.0045 USD pays for exactly five 0.0009 turnstile tasks; fifty arrive at once.
+    async with await api.client_for("0.0045") as client:
+        responses = await asyncio.gather(
+            *(client.post("/v2/tasks/turnstile", json=TURNSTILE) for _ in range(50))
+        )
+        statuses = Counter(r.status_code for r in responses)
+        for r in responses:
+            if r.status_code == 201:
+                await wait_terminal(client, r.json()["task_id"])
+        balance = (await client.get("/v2/balance")).json()
+    assert statuses == {201: 5, 402: 45}
+    assert balance == {"balance": "0.0000", "held": "0.0000", "currency": "USD"}
+    await assert_ledger_matches_balances(api.runtime)
+
+
+async def test_balance_shows_available_and_held(api: Api) -> None:
+    async with await api.client_for("2.5") as client:
+        response = await client.get("/v2/balance")
+    assert response.status_code == 200
+    assert response.json() == {"balance": "2.5000", "held": "0.0000", "currency": "USD"}
