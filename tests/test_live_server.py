@@ -105,14 +105,16 @@ def test_openapi_is_valid_and_describes_every_route(live_server: LiveServer) -> 
     assert "validation_failed" in doc["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"]
 
 
+JSON = {"content-type": "application/json"}
 BAD_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/v2/tasks/turnstile", {"json": {"url": 1, "site_key": None}}),
     ("POST", "/v2/tasks/turnstile", {"json": {"url": "https://a.b", "site_key": ["list"]}}),
-    ("POST", "/v2/tasks/turnstile", {"content": b"\xff\xfe\x00garbage", "headers": {"content-type": "application/json"}}),
-    ("POST", "/v2/tasks/turnstile", {"content": b"[" * 50_000 + b"]" * 50_000, "headers": {"content-type": "application/json"}}),
-    ("POST", "/v2/tasks/turnstile", {"content": b"url=https://a.b", "headers": {"content-type": "application/x-www-form-urlencoded"}}),
-    ("POST", "/v2/tasks/turnstile", {"content": b"", "headers": {"content-type": "application/json"}}),
-    ("POST", "/v2/tasks/turnstile", {"content": b"null", "headers": {"content-type": "application/json"}}),
+    ("POST", "/v2/tasks/turnstile", {"content": b"\xff\xfe\x00garbage", "headers": JSON}),
+    ("POST", "/v2/tasks/turnstile", {"content": b"[" * 50_000 + b"]" * 50_000, "headers": JSON}),
+    ("POST", "/v2/tasks/turnstile",
+     {"content": b"url=https://a.b", "headers": {"content-type": "application/x-www-form-urlencoded"}}),
+    ("POST", "/v2/tasks/turnstile", {"content": b"", "headers": JSON}),
+    ("POST", "/v2/tasks/turnstile", {"content": b"null", "headers": JSON}),
     ("POST", "/v2/tasks/image-to-text", {"json": {"image_b64": "A" * (3 * 1024 * 1024)}}),
     ("POST", "/v2/tasks/image-to-text", {"json": {"image_b64": "-_-_"}}),
     ("POST", "/v2/tasks/pow-sha256", {"json": {"data": "x", "difficulty": 10**30}}),

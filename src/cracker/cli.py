@@ -76,6 +76,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    access_log: Annotated[bool, typer.Option(help="Log every request")] = True,
     demo: Annotated[
         bool, typer.Option("--demo", help="Ensure a 'demo' account (10.00 USD when new) and print a fresh key")
     ] = False,
@@ -97,7 +98,7 @@ def serve(
     console.print(f"Cracker on http://{host}:{port}  (database: {settings.database_url})")
     uvicorn.run(
         create_app(settings, run_migrations=False), host=host, port=port, log_level=log_level,
-        proxy_headers=False, server_header=False,
+        proxy_headers=False, server_header=False, access_log=access_log,
     )
 
 

@@ -36,7 +36,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             responses = operation.get("responses", {})
             # FastAPI adds its own 422 "HTTPValidationError" to routes with parameters; ours is the envelope.
             if "422" in responses and "ErrorEnvelope" not in str(responses["422"]):
-                responses["422"] = {"description": "Error envelope; code: validation_failed (details[] names each field)"}
+                responses["422"] = {
+                    "description": "Error envelope; code: validation_failed (details[] names each field)"
+                }
             # Errors are JSON even where the success is HTML or Prometheus text.
             for status, response in responses.items():
                 if status[0] in "45":

@@ -24,10 +24,15 @@ class SolveJob:
 
 @runtime_checkable
 class Solver(Protocol):
-    #: A short, stable name (for logs and metrics).
-    name: str
-    #: The task types this solver may take.
-    types: frozenset[str]
+    @property
+    def name(self) -> str:
+        """A short, stable name (for logs and metrics)."""
+        ...
+
+    @property
+    def types(self) -> frozenset[str]:
+        """The task types this solver may take."""
+        ...
 
     def accepts(self, task_type: str, params: Mapping[str, Any]) -> bool:
         """Whether this solver can solve that task; cheap and pure (called at creation time)."""

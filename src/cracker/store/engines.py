@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+
 def normalise_url(url: str) -> str:
     """Accept the plain URLs operators write and pick the async driver for each database."""
     parsed = make_url(url)

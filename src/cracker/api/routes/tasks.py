@@ -63,11 +63,11 @@ for _type in TASK_TYPES.values():
 
 
 def _typed_variant(task_type: TaskType) -> type[BaseModel]:
-    tags = (task_type.name, *task_type.aliases)
-    variant: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    tags: Any = Literal[(task_type.name, *task_type.aliases)]
+    variant: type[BaseModel] = create_model(
         f"{task_type.model.__name__}WithType",
         __base__=task_type.model,
-        type=(Literal[tags], Field(description="The task type")),  # type: ignore[valid-type]
+        type=(tags, Field(description="The task type")),
     )
     return variant
 
