@@ -3,6 +3,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/bootstrap.sh dev
+# The official JavaScript verifiers some proof-of-work tests run against (skipped without npm).
+if command -v npm >/dev/null 2>&1 && [ ! -d tests/pow/node/node_modules ]; then
+  (cd tests/pow/node && npm ci --silent --no-audit --no-fund)
+fi
 echo "== ruff"; .venv/bin/ruff check src tests bench
 echo "== mypy (strict)"; .venv/bin/mypy src
 echo "== pytest"; .venv/bin/pytest "$@"

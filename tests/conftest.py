@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from cracker.api.app import create_app
+from cracker.api.middleware import RequestContextMiddleware
 from cracker.config import Settings
 from cracker.runtime import Runtime
 
@@ -43,7 +43,7 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
 class Api:
     """The in-process app and a way to make clients for fresh accounts on it."""
 
-    app: FastAPI
+    app: RequestContextMiddleware
     runtime: Runtime
 
     def client(self, api_key: str | None = None) -> httpx.AsyncClient:
@@ -67,8 +67,8 @@ class Api:
 @asynccontextmanager
 async def running_api(settings: Settings) -> AsyncIterator[Api]:
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        yield Api(app=app, runtime=app.state.runtime)
+    async with app.fastapi.router.lifespan_context(app.fastapi):
+        yield Api(app=app, runtime=app.fastapi.state.runtime)
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,7 @@ TURNSTILE = {"url": "https://example.com", "site_key": TURNSTILE_PASS}
 
 
 async def assert_ledger_matches_balances(runtime: Runtime) -> None:
-    async with runtime.store.read() as reader:
-        ledger = await reader.ledger_totals()
-        balances = await reader.account_balances()
+    ledger, balances = await runtime.store.read(lambda r: (r.ledger_totals(), r.account_balances()))
     for account_id, (available, held) in balances.items():
         assert ledger.get(account_id, (0, 0)) == (available, held), account_id
         assert available >= 0 and held >= 0

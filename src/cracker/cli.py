@@ -19,7 +19,7 @@ from cracker.domain.money import MoneyError, format_usd, parse_usd
 from cracker.service.accounts import AccountService, IssuedKey
 from cracker.service.offers import OfferService
 from cracker.store.migrate import migrate as run_migrations
-from cracker.store.sql import Store
+from cracker.store.sql import Store, open_store
 
 app = typer.Typer(help="Cracker: a self-hosted captcha-task service.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
@@ -40,7 +40,7 @@ def _run(make: Callable[[Store], Awaitable[T]]) -> T:
     run_migrations(settings.database_url)
 
     async def main() -> T:
-        store = Store.open(settings.database_url)
+        store = open_store(settings.database_url)
         try:
             return await make(store)
         finally:

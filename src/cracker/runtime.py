@@ -12,11 +12,18 @@ from cracker.service.accounts import AccountService
 from cracker.service.events import Notifier
 from cracker.service.offers import OfferService
 from cracker.service.tasks import TaskService
-from cracker.solvers.pow import PowEngine, PowSha256Solver
+from cracker.solvers.pow import (
+    AltchaSolver,
+    CapSolver,
+    FriendlyCaptchaSolver,
+    McaptchaSolver,
+    PowEngine,
+    PowSha256Solver,
+)
 from cracker.solvers.registry import SolverRegistry
 from cracker.solvers.sandbox import SandboxSolver
 from cracker.store.migrate import migrate
-from cracker.store.sql import Store
+from cracker.store.sql import Store, open_store
 from cracker.worker.runtime import Reaper, WorkerRuntime
 
 log = logging.getLogger("cracker")
@@ -40,10 +47,17 @@ class Runtime:
         if run_migrations:
             # Alembic runs its own event loop; keep it off ours.
             await asyncio.to_thread(migrate, settings.database_url)
-        store = Store.open(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        store = open_store(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         metrics = Metrics()
         pow_engine = PowEngine(settings.cpu_workers or None)
-        solvers = SolverRegistry([SandboxSolver(), PowSha256Solver(pow_engine)])
+        solvers = SolverRegistry([
+            SandboxSolver(),
+            PowSha256Solver(pow_engine),
+            AltchaSolver(pow_engine),
+            CapSolver(pow_engine),
+            McaptchaSolver(pow_engine),
+            FriendlyCaptchaSolver(pow_engine),
+        ])
         tasks = TaskService(
             store, solvers, Notifier(), metrics, task_timeout_s=settings.task_timeout_s
         )

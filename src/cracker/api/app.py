@@ -18,7 +18,12 @@ from cracker.config import Settings
 from cracker.runtime import Runtime
 
 
-def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> RequestContextMiddleware:
+    """The ASGI application to serve: the FastAPI app behind the request-context layer.
+
+    The layer sits outside FastAPI (not in its middleware list) so that every answer, including
+    FastAPI's own, gets a request id, and so that the hot read route skips FastAPI's stack.
+    """
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -41,7 +46,6 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     app.state.docs_base_url = settings.docs_base_url.rstrip("/")
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     for module in (tasks, account, catalogue, metrics):
         app.include_router(module.router)
 
@@ -51,4 +55,4 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return app
+    return RequestContextMiddleware(app, max_body_bytes=settings.max_body_bytes, fast_routes=tasks.fast_routes)

@@ -11,9 +11,9 @@ from starlette.responses import Response
 
 from cracker.domain.catalogue import spec_for
 from cracker.domain.clock import rfc3339
-from cracker.domain.errors import FieldError
+from cracker.domain.errors import CrackerError, FieldError
 from cracker.domain.money import format_usd
-from cracker.domain.tasks import Task
+from cracker.domain.tasks import Task, TaskView
 
 
 class JSONBytes(Response):
@@ -34,7 +34,7 @@ def request_id(conn: HTTPConnection) -> str:
     return str(conn.scope.get("state", {}).get("request_id", ""))
 
 
-def task_envelope(conn: HTTPConnection, task: Task) -> dict[str, Any]:
+def task_envelope(conn: HTTPConnection, task: Task | TaskView) -> dict[str, Any]:
     error = None
     if task.error_code is not None:
         spec = spec_for(task.error_code)
@@ -84,3 +84,7 @@ def error_response(
 ) -> JSONBytes:
     status = spec_for(code).http_status or 500
     return JSONBytes(error_body(conn, code, message, details), status_code=status, headers=headers)
+
+
+def cracker_error_response(conn: HTTPConnection, exc: CrackerError) -> JSONBytes:
+    return error_response(conn, exc.code, exc.message, exc.details, exc.headers or None)

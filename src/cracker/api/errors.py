@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cracker.api.envelope import error_response
+from cracker.api.envelope import cracker_error_response, error_response
 from cracker.domain.errors import CrackerError, FieldError
 from cracker.domain.task_types import ALIASES, TASK_TYPES
 
@@ -44,7 +44,7 @@ def field_errors(errors: Sequence[Any]) -> list[FieldError]:
 
 async def _on_cracker_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CrackerError)
-    return error_response(request, exc.code, exc.message, exc.details, exc.headers or None)
+    return cracker_error_response(request, exc)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:

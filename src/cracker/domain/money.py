@@ -6,7 +6,6 @@ from decimal import Decimal, InvalidOperation
 
 #: Every amount is a whole number of these units: 1 unit = 0.0001 USD.
 UNITS_PER_USD = 10_000
-_QUANTUM = Decimal("0.0001")
 #: Far above any real balance; keeps amounts inside a signed 64-bit column.
 MAX_UNITS = 10**15
 
@@ -34,4 +33,6 @@ def parse_usd(text: str | Decimal | int) -> int:
 
 def format_usd(units: int) -> str:
     """Units to the wire form: a decimal string with exactly 4 decimals (``"0.0009"``)."""
-    return str((Decimal(units) / UNITS_PER_USD).quantize(_QUANTUM))
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(units), UNITS_PER_USD)
+    return f"{sign}{whole}.{frac:04d}"

@@ -41,6 +41,23 @@ class Task:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskView:
+    """What a client reads of a task: everything but its (possibly megabytes of) request params."""
+
+    id: str
+    account_id: str
+    type: str
+    status: TaskStatus
+    solution: dict[str, Any] | None
+    error_code: str | None
+    error_message: str | None
+    cost: int | None
+    created_at: float
+    started_at: float | None
+    completed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedTask:
     """A task leased to one worker: the fence (owner, attempt) must accompany its outcome."""
 

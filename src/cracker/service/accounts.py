@@ -20,6 +20,13 @@ class IssuedKey:
     scope: Scope
 
 
+def _issue_key(tx: Writer, account_id: str, scope: Scope, at: float) -> IssuedKey:
+    api_key = generate_api_key()
+    key_id = new_id()
+    tx.insert_api_key(key_id, account_id, hash_api_key(api_key), api_key[:10], scope, at)
+    return IssuedKey(account_id=account_id, key_id=key_id, api_key=api_key, scope=scope)
+
+
 class AccountService:
     def __init__(self, store: Store, *, auth_cache_s: float = 5.0) -> None:
         self._store = store
@@ -31,11 +38,14 @@ class AccountService:
     async def create_account(self, name: str, balance: int, scope: Scope = Scope.CLIENT) -> IssuedKey:
         account_id = new_id()
         at = now()
-        async with self._store.write() as tx:
-            await tx.insert_account(account_id, name, at)
+
+        def work(tx: Writer) -> IssuedKey:
+            tx.insert_account(account_id, name, at)
             if balance:
-                await tx.top_up(account_id, balance, at)
-            return await self._issue_key(tx, account_id, scope, at)
+                tx.top_up(account_id, balance, at)
+            return _issue_key(tx, account_id, scope, at)
+
+        return await self._store.write(work)
 
     async def demo_key(self, name: str, balance: int) -> tuple[IssuedKey, bool]:
         """A fresh client key for the account called ``name``, created with ``balance`` if missing.
@@ -43,40 +53,43 @@ class AccountService:
         Returns the key and whether the account was created now.
         """
         at = now()
-        async with self._store.write() as tx:
-            account_id = await tx.find_account(name)
+
+        def work(tx: Writer) -> tuple[IssuedKey, bool]:
+            account_id = tx.find_account(name)
             created = account_id is None
             if account_id is None:
                 account_id = new_id()
-                await tx.insert_account(account_id, name, at)
-                await tx.top_up(account_id, balance, at)
-            return await self._issue_key(tx, account_id, Scope.CLIENT, at), created
+                tx.insert_account(account_id, name, at)
+                tx.top_up(account_id, balance, at)
+            return _issue_key(tx, account_id, Scope.CLIENT, at), created
+
+        return await self._store.write(work)
 
     async def create_key(self, account_id: str, scope: Scope) -> IssuedKey:
         at = now()
-        async with self._store.write() as tx:
-            if not await tx.account_exists(account_id):
-                raise NotFound(f"No account {account_id}")
-            return await self._issue_key(tx, account_id, scope, at)
 
-    @staticmethod
-    async def _issue_key(tx: Writer, account_id: str, scope: Scope, at: float) -> IssuedKey:
-        api_key = generate_api_key()
-        key_id = new_id()
-        await tx.insert_api_key(key_id, account_id, hash_api_key(api_key), api_key[:10], scope, at)
-        return IssuedKey(account_id=account_id, key_id=key_id, api_key=api_key, scope=scope)
+        def work(tx: Writer) -> IssuedKey:
+            if not tx.account_exists(account_id):
+                raise NotFound(f"No account {account_id}")
+            return _issue_key(tx, account_id, scope, at)
+
+        return await self._store.write(work)
 
     async def top_up(self, account_id: str, amount: int) -> Balance:
-        async with self._store.write() as tx:
-            if not await tx.top_up(account_id, amount, now()):
-                raise NotFound(f"No account {account_id}")
-            balance = await tx.get_balance(account_id)
-        assert balance is not None
+        at = now()
+
+        def work(tx: Writer) -> Balance | None:
+            if not tx.top_up(account_id, amount, at):
+                return None
+            return tx.get_balance(account_id)
+
+        balance = await self._store.write(work)
+        if balance is None:
+            raise NotFound(f"No account {account_id}")
         return balance
 
     async def balance(self, account_id: str) -> Balance:
-        async with self._store.read() as reader:
-            balance = await reader.get_balance(account_id)
+        balance = await self._store.read(lambda r: r.get_balance(account_id))
         if balance is None:
             raise NotFound(f"No account {account_id}")
         return balance
@@ -85,8 +98,7 @@ class AccountService:
         key_hash = hash_api_key(api_key)
         record = self._cached(key_hash)
         if record is None:
-            async with self._store.read() as reader:
-                record = await reader.get_api_key(key_hash)
+            record = await self._store.read(lambda r: r.get_api_key(key_hash))
             # The lookup is by hash; the comparison below keeps the final check constant-time.
             if record is None or not hmac.compare_digest(record.key_hash, key_hash):
                 raise InvalidApiKey()

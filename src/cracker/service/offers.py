@@ -21,13 +21,12 @@ class OfferService:
         self._store = store
 
     async def list(self, *, enabled_only: bool = True) -> list[Offer]:
-        async with self._store.read() as reader:
-            rows = await reader.list_offers(enabled_only=enabled_only)
+        rows = await self._store.read(lambda r: r.list_offers(enabled_only=enabled_only))
         return [Offer(t, p, e) for t, p, e in rows if t in TASK_TYPES]
 
     async def set(self, task_type: str, price: int, *, enabled: bool = True) -> Offer:
         if task_type not in TASK_TYPES:
             raise ValueError(f"unknown task type {task_type!r}; known: {', '.join(TASK_TYPES)}")
-        async with self._store.write() as tx:
-            await tx.upsert_offer(task_type, price, enabled, now())
+        at = now()
+        await self._store.write(lambda tx: tx.upsert_offer(task_type, price, enabled, at))
         return Offer(task_type, price, enabled)

@@ -1,21 +1,29 @@
-"""Database URLs and engines: SQLite gets WAL, a busy timeout and one writer connection per process."""
+"""Database URLs and engines.
+
+SQLite: WAL, a busy timeout, ``BEGIN IMMEDIATE`` for writes, one writer connection per process.
+Transactions are plain synchronous SQLAlchemy code: on SQLite they run on the store's own threads
+(a thread hop per transaction, not per statement as with an async SQLite driver); on PostgreSQL
+the same code runs over asyncpg through ``AsyncConnection.run_sync``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 
 def normalise_url(url: str) -> str:
-    """Accept the plain URLs operators write and pick the async driver for each database."""
+    """Accept the plain URLs operators write and pick the driver for each database."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+        if parsed.database in (None, "", ":memory:"):
+            raise ValueError("an in-memory SQLite database cannot be shared; give a file path")
+        return parsed.set(drivername="sqlite+pysqlite").render_as_string(hide_password=False)
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
     raise ValueError(f"unsupported database URL {parsed.render_as_string()!r}: use sqlite:// or postgresql://")
@@ -25,10 +33,22 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _sqlite_pragmas(engine: AsyncEngine, *, writer: bool, busy_timeout_ms: int) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def create_sqlite_engine(url: str, *, writer: bool | None, busy_timeout_ms: int) -> Engine:
+    """``writer``: True for the writer (BEGIN IMMEDIATE), False for deferred transactions, None for
+    a connection whose transactions the caller begins and ends on the driver itself."""
+    engine = create_engine(
+        normalise_url(url),
+        isolation_level="AUTOCOMMIT" if writer is None else None,
+        # One connection per engine: the writer engine is used by the single writer thread, the
+        # reader engine by the event loop's thread only.
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event below decide how transactions start.
+        # Let the "begin" event below decide how transactions start.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -37,28 +57,19 @@ def _sqlite_pragmas(engine: AsyncEngine, *, writer: bool, busy_timeout_ms: int) 
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        # Writers take the write lock up front: a deferred transaction that reads then writes can
-        # fail with SQLITE_BUSY mid-way instead of waiting, which breaks atomic balance checks.
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+    if writer is not None:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            # Writers take the write lock up front: a deferred transaction that reads then writes
+            # can fail with SQLITE_BUSY mid-way instead of waiting, which breaks atomic balance checks.
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+    return engine
 
 
-def create_engines(url: str, *, sqlite_busy_timeout_ms: int = 5_000) -> tuple[AsyncEngine, AsyncEngine]:
-    """(writer, reader) engines. On PostgreSQL both are the same pooled engine."""
-    url = normalise_url(url)
-    if is_sqlite(url):
-        # One writer connection per process: SQLite serialises writers anyway, and a single
-        # connection queues them in-process instead of spinning on the file lock.
-        writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=30)
-        reader = create_async_engine(url, pool_size=4, max_overflow=4)
-        if ":memory:" in url or make_url(url).database in (None, ""):
-            raise ValueError("an in-memory SQLite database cannot be shared; give a file path")
-        _sqlite_pragmas(writer, writer=True, busy_timeout_ms=sqlite_busy_timeout_ms)
-        _sqlite_pragmas(reader, writer=False, busy_timeout_ms=sqlite_busy_timeout_ms)
-        return writer, reader
-    engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
-    return engine, engine
+def create_postgres_engine(url: str) -> AsyncEngine:
+    return create_async_engine(normalise_url(url), pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
 def create_migration_engine(url: str) -> AsyncEngine:

@@ -6,201 +6,230 @@ methods; a unit of work is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+import asyncio
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Row, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cracker.domain.accounts import ApiKeyRecord, Balance, Scope
 from cracker.domain.errors import ServiceUnavailable
-from cracker.domain.tasks import ClaimedTask, Task, TaskStatus
-from cracker.store.engines import create_engines
+from cracker.domain.tasks import ClaimedTask, Task, TaskStatus, TaskView
+from cracker.store.engines import create_postgres_engine, create_sqlite_engine, is_sqlite
 from cracker.store.schema import accounts, api_keys, ledger, offers, tasks
 
 _LIVE = (TaskStatus.PENDING.value, TaskStatus.RUNNING.value)
+T = TypeVar("T")
+
+# The hot statements are built once: executing a prebuilt statement skips SQLAlchemy's construction
+# and hits its compiled-statement cache.
+_GET_TASK = select(tasks).where(tasks.c.id == bindparam("task_id"))
+_GET_TASK_VIEW = select(
+    tasks.c.id, tasks.c.account_id, tasks.c.type, tasks.c.status, tasks.c.solution, tasks.c.error_code,
+    tasks.c.error_message, tasks.c.cost, tasks.c.created_at, tasks.c.started_at, tasks.c.completed_at,
+).where(tasks.c.id == bindparam("task_id"))
+_GET_TASK_VIEW_SQLITE = str(_GET_TASK_VIEW.compile(dialect=sqlite_dialect.dialect()))
+_GET_KEY = select(api_keys.c.id, api_keys.c.account_id, api_keys.c.key_hash, api_keys.c.scope).where(
+    api_keys.c.key_hash == bindparam("key_hash"), api_keys.c.revoked_at.is_(None)
+)
+_GET_BALANCE = select(accounts.c.available, accounts.c.held).where(accounts.c.id == bindparam("account_id"))
+_GET_PRICE = select(offers.c.price).where(offers.c.type == bindparam("task_type"), offers.c.enabled.is_(True))
 
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _task_from_row(row: Row[Any]) -> Task:
-    m = row._mapping
+_TASK_COLUMNS = [c.name for c in tasks.columns]
+assert _TASK_COLUMNS[:17] == [
+    "id", "account_id", "type", "status", "params", "solution", "error_code", "error_message", "price", "cost",
+    "created_at", "started_at", "completed_at", "deadline_at", "lease_owner", "lease_expires_at", "attempts",
+], "update _task_from_row with the tasks columns"
+
+
+def _task_from_row(row: Any) -> Task:
+    # Positional access: this runs on every task read, and the mapping view costs several times more.
     return Task(
-        id=m["id"],
-        account_id=m["account_id"],
-        type=m["type"],
-        status=TaskStatus(m["status"]),
-        params=orjson.loads(m["params"]),
-        solution=orjson.loads(m["solution"]) if m["solution"] is not None else None,
-        error_code=m["error_code"],
-        error_message=m["error_message"],
-        price=m["price"],
-        cost=m["cost"],
-        created_at=m["created_at"],
-        started_at=m["started_at"],
-        completed_at=m["completed_at"],
-        deadline_at=m["deadline_at"],
-        lease_owner=m["lease_owner"],
-        attempts=m["attempts"],
+        id=row[0],
+        account_id=row[1],
+        type=row[2],
+        status=TaskStatus(row[3]),
+        params=orjson.loads(row[4]),
+        solution=orjson.loads(row[5]) if row[5] is not None else None,
+        error_code=row[6],
+        error_message=row[7],
+        price=row[8],
+        cost=row[9],
+        created_at=row[10],
+        started_at=row[11],
+        completed_at=row[12],
+        deadline_at=row[13],
+        lease_owner=row[14],
+        attempts=row[16],
     )
 
 
 class Reader:
     """Queries that read; usable inside a write unit too."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection, sqlite_driver: sqlite3.Connection | None = None) -> None:
         self.conn = conn
+        # On SQLite the pollers' point read goes straight to the driver with SQL compiled once
+        # from the same statement: SQLAlchemy's execution context costs 3x the read itself.
+        self._sqlite = sqlite_driver
 
-    async def get_task(self, task_id: str) -> Task | None:
-        row = (await self.conn.execute(select(tasks).where(tasks.c.id == task_id))).first()
+    def get_task(self, task_id: str) -> Task | None:
+        row = self.conn.execute(_GET_TASK, {"task_id": task_id}).first()
         return _task_from_row(row) if row is not None else None
 
-    async def get_api_key(self, key_hash: str) -> ApiKeyRecord | None:
-        row = (
-            await self.conn.execute(
-                select(api_keys.c.id, api_keys.c.account_id, api_keys.c.key_hash, api_keys.c.scope).where(
-                    api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
-                )
-            )
-        ).first()
+    def get_task_view(self, task_id: str) -> TaskView | None:
+        """The client's view of a task (what every poll reads): no request params."""
+        if self._sqlite is not None:
+            row: Any = self._sqlite.execute(_GET_TASK_VIEW_SQLITE, (task_id,)).fetchone()
+        else:
+            row = self.conn.execute(_GET_TASK_VIEW, {"task_id": task_id}).first()
+        if row is None:
+            return None
+        return TaskView(
+            id=row[0], account_id=row[1], type=row[2], status=TaskStatus(row[3]),
+            solution=orjson.loads(row[4]) if row[4] is not None else None, error_code=row[5],
+            error_message=row[6], cost=row[7], created_at=row[8], started_at=row[9], completed_at=row[10],
+        )
+
+    def get_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        row = self.conn.execute(_GET_KEY, {"key_hash": key_hash}).first()
         if row is None:
             return None
         return ApiKeyRecord(id=row.id, account_id=row.account_id, key_hash=row.key_hash, scope=Scope(row.scope))
 
-    async def get_balance(self, account_id: str) -> Balance | None:
-        row = (
-            await self.conn.execute(
-                select(accounts.c.available, accounts.c.held).where(accounts.c.id == account_id)
-            )
-        ).first()
+    def get_balance(self, account_id: str) -> Balance | None:
+        row = self.conn.execute(_GET_BALANCE, {"account_id": account_id}).first()
         return Balance(available=row.available, held=row.held) if row is not None else None
 
-    async def list_offers(self, *, enabled_only: bool = True) -> list[tuple[str, int, bool]]:
+    def list_offers(self, *, enabled_only: bool = True) -> list[tuple[str, int, bool]]:
         query = select(offers.c.type, offers.c.price, offers.c.enabled).order_by(offers.c.type)
         if enabled_only:
             query = query.where(offers.c.enabled.is_(True))
-        return [(r.type, r.price, r.enabled) for r in await self.conn.execute(query)]
+        return [(r.type, r.price, r.enabled) for r in self.conn.execute(query)]
 
-    async def get_offer_price(self, task_type: str) -> int | None:
-        row = (
-            await self.conn.execute(
-                select(offers.c.price).where(offers.c.type == task_type, offers.c.enabled.is_(True))
-            )
-        ).first()
+    def get_offer_price(self, task_type: str) -> int | None:
+        row = self.conn.execute(_GET_PRICE, {"task_type": task_type}).first()
         return row.price if row is not None else None
 
-    async def queue_depths(self) -> dict[tuple[str, str], int]:
+    def queue_depths(self) -> dict[tuple[str, str], int]:
         """(type, status) -> count of live tasks, for the metrics endpoint."""
         query = (
             select(tasks.c.type, tasks.c.status, func.count())
             .where(tasks.c.status.in_(_LIVE))
             .group_by(tasks.c.type, tasks.c.status)
         )
-        return {(r[0], r[1]): r[2] for r in await self.conn.execute(query)}
+        return {(r[0], r[1]): r[2] for r in self.conn.execute(query)}
 
-    async def ledger_totals(self) -> dict[str, tuple[int, int]]:
+    def ledger_totals(self) -> dict[str, tuple[int, int]]:
         """account_id -> (sum of available deltas, sum of held deltas): what the balances must equal."""
         query = select(
             ledger.c.account_id, func.sum(ledger.c.available_delta), func.sum(ledger.c.held_delta)
         ).group_by(ledger.c.account_id)
-        return {r[0]: (int(r[1]), int(r[2])) for r in await self.conn.execute(query)}
+        return {r[0]: (int(r[1]), int(r[2])) for r in self.conn.execute(query)}
 
-    async def account_balances(self) -> dict[str, tuple[int, int]]:
+    def account_balances(self) -> dict[str, tuple[int, int]]:
         query = select(accounts.c.id, accounts.c.available, accounts.c.held)
-        return {r.id: (r.available, r.held) for r in await self.conn.execute(query)}
+        return {r.id: (r.available, r.held) for r in self.conn.execute(query)}
 
-    async def find_account(self, name: str) -> str | None:
+    def find_account(self, name: str) -> str | None:
         query = select(accounts.c.id).where(accounts.c.name == name).order_by(accounts.c.created_at).limit(1)
-        row = (await self.conn.execute(query)).first()
+        row = (self.conn.execute(query)).first()
         return row.id if row is not None else None
 
-    async def account_exists(self, account_id: str) -> bool:
+    def account_exists(self, account_id: str) -> bool:
         query = select(accounts.c.id).where(accounts.c.id == account_id)
-        return (await self.conn.execute(query)).first() is not None
+        return (self.conn.execute(query)).first() is not None
 
 
 class Writer(Reader):
     """Statements that change state; only inside ``store.write()``."""
 
-    async def insert_account(self, account_id: str, name: str, now: float) -> None:
-        await self.conn.execute(insert(accounts).values(id=account_id, name=name, created_at=now))
+    def insert_account(self, account_id: str, name: str, now: float) -> None:
+        self.conn.execute(insert(accounts).values(id=account_id, name=name, created_at=now))
 
-    async def insert_api_key(
+    def insert_api_key(
         self, key_id: str, account_id: str, key_hash: str, prefix: str, scope: Scope, now: float
     ) -> None:
-        await self.conn.execute(
+        self.conn.execute(
             insert(api_keys).values(
                 id=key_id, account_id=account_id, key_hash=key_hash, prefix=prefix, scope=scope.value,
                 created_at=now,
             )
         )
 
-    async def upsert_offer(self, task_type: str, price: int, enabled: bool, now: float) -> None:
-        changed = await self.conn.execute(
+    def upsert_offer(self, task_type: str, price: int, enabled: bool, now: float) -> None:
+        changed = self.conn.execute(
             update(offers)
             .where(offers.c.type == task_type)
             .values(price=price, enabled=enabled, updated_at=now)
         )
         if changed.rowcount == 0:
-            await self.conn.execute(
+            self.conn.execute(
                 insert(offers).values(type=task_type, price=price, enabled=enabled, updated_at=now)
             )
 
-    async def _ledger(
+    def _ledger(
         self, account_id: str, task_id: str | None, kind: str, available: int, held: int, now: float
     ) -> None:
-        await self.conn.execute(
+        self.conn.execute(
             insert(ledger).values(
                 account_id=account_id, task_id=task_id, kind=kind, available_delta=available,
                 held_delta=held, created_at=now,
             )
         )
 
-    async def top_up(self, account_id: str, amount: int, now: float) -> bool:
-        changed = await self.conn.execute(
+    def top_up(self, account_id: str, amount: int, now: float) -> bool:
+        changed = self.conn.execute(
             update(accounts)
             .where(accounts.c.id == account_id)
             .values(available=accounts.c.available + amount)
         )
         if changed.rowcount == 0:
             return False
-        await self._ledger(account_id, None, "topup", amount, 0, now)
+        self._ledger(account_id, None, "topup", amount, 0, now)
         return True
 
-    async def hold(self, account_id: str, task_id: str, amount: int, now: float) -> bool:
+    def hold(self, account_id: str, task_id: str, amount: int, now: float) -> bool:
         """Move ``amount`` from available to held, atomically refusing to overspend.
 
         The balance check and the debit are one conditional UPDATE, so two concurrent creates can
         never both pass the check on the same money, on SQLite or PostgreSQL alike.
         """
-        changed = await self.conn.execute(
+        changed = self.conn.execute(
             update(accounts)
             .where(accounts.c.id == account_id, accounts.c.available >= amount)
             .values(available=accounts.c.available - amount, held=accounts.c.held + amount)
         )
         if changed.rowcount == 0:
             return False
-        await self._ledger(account_id, task_id, "hold", -amount, amount, now)
+        self._ledger(account_id, task_id, "hold", -amount, amount, now)
         return True
 
-    async def settle(self, task: Task, *, capture: bool, now: float) -> None:
+    def settle(self, task: Task, *, capture: bool, now: float) -> None:
         """Capture (keep) or release (refund) a task's hold. The ledger's unique (task, kind) refuses a
         second settlement, which rolls the whole unit of work back."""
         amount = task.price
         values = {"held": accounts.c.held - amount}
         if not capture:
             values["available"] = accounts.c.available + amount
-        await self.conn.execute(update(accounts).where(accounts.c.id == task.account_id).values(**values))
+        self.conn.execute(update(accounts).where(accounts.c.id == task.account_id).values(**values))
         kind = "capture" if capture else "release"
-        await self._ledger(task.account_id, task.id, kind, 0 if capture else amount, -amount, now)
+        self._ledger(task.account_id, task.id, kind, 0 if capture else amount, -amount, now)
 
-    async def insert_task(
+    def insert_task(
         self,
         *,
         task_id: str,
@@ -212,7 +241,7 @@ class Writer(Reader):
         deadline_at: float,
     ) -> Task:
         row = (
-            await self.conn.execute(
+            self.conn.execute(
                 insert(tasks)
                 .values(
                     id=task_id, account_id=account_id, type=task_type, status=TaskStatus.PENDING.value,
@@ -223,7 +252,7 @@ class Writer(Reader):
         ).one()
         return _task_from_row(row)
 
-    async def claim_tasks(
+    def claim_tasks(
         self, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float
     ) -> list[ClaimedTask]:
         """Lease up to ``limit`` pending tasks of ``types``, oldest first, in one statement."""
@@ -236,7 +265,7 @@ class Writer(Reader):
             .limit(limit)
         )
         pending = self._lock_pending(pending)
-        rows = await self.conn.execute(
+        rows = self.conn.execute(
             update(tasks)
             .where(tasks.c.id.in_(pending.scalar_subquery()), tasks.c.status == TaskStatus.PENDING.value)
             .values(
@@ -258,7 +287,7 @@ class Writer(Reader):
             return query.with_for_update(skip_locked=True)
         return query
 
-    async def finish_task(
+    def finish_task(
         self,
         task_id: str,
         *,
@@ -284,7 +313,7 @@ class Writer(Reader):
                 tasks.c.attempts == attempt,
             ]
         row = (
-            await self.conn.execute(
+            self.conn.execute(
                 update(tasks)
                 .where(and_(*conditions))
                 .values(
@@ -303,56 +332,137 @@ class Writer(Reader):
         ).first()
         return _task_from_row(row) if row is not None else None
 
-    async def overdue_task_ids(self, now: float, limit: int) -> list[str]:
+    def overdue_task_ids(self, now: float, limit: int) -> list[str]:
         query = (
             select(tasks.c.id)
             .where(tasks.c.status.in_(_LIVE), tasks.c.deadline_at < now)
             .order_by(tasks.c.deadline_at)
             .limit(limit)
         )
-        return [r.id for r in await self.conn.execute(query)]
+        return [r.id for r in self.conn.execute(query)]
 
 
-class Store:
-    """Owns the engines; hands out units of work."""
+class Store(ABC):
+    """Runs units of work: a function over a ``Reader`` or ``Writer``, as one transaction.
 
-    def __init__(self, writer: AsyncEngine, reader: AsyncEngine) -> None:
-        self._writer = writer
-        self._reader = reader
+    The function is synchronous SQLAlchemy code and must do nothing but database work: on SQLite
+    it runs on the store's writer thread (writes) or inline (reads), on PostgreSQL inside
+    ``run_sync`` over asyncpg.
+    """
 
-    @classmethod
-    def open(cls, url: str, *, sqlite_busy_timeout_ms: int = 5_000) -> Store:
-        writer, reader = create_engines(url, sqlite_busy_timeout_ms=sqlite_busy_timeout_ms)
-        return cls(writer, reader)
+    dialect: str
 
-    @property
-    def dialect(self) -> str:
-        return self._writer.dialect.name
+    @abstractmethod
+    async def read(self, work: Callable[[Reader], T]) -> T: ...
+
+    @abstractmethod
+    async def write(self, work: Callable[[Writer], T]) -> T:
+        """One transaction: committed when ``work`` returns, rolled back if it raises."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class SqliteStore(Store):
+    dialect = "sqlite"
+
+    def __init__(self, url: str, *, busy_timeout_ms: int) -> None:
+        self._writer = create_sqlite_engine(url, writer=True, busy_timeout_ms=busy_timeout_ms)
+        # Reads run on the event loop's thread over one connection held open: a WAL read of an
+        # indexed row from the page cache takes ~20 us and never waits for a writer, while a
+        # hand-off to a thread and back costs 60-100 us, and a pool checkout with SQLAlchemy's
+        # transaction events costs another ~150 us. Readers give up quickly if the file is ever
+        # locked (WAL recovery).
+        self._reader = create_sqlite_engine(url, writer=None, busy_timeout_ms=min(busy_timeout_ms, 200))
+        self._read_conn: Connection | None = None
+        self._read_driver: Any = None
+        # One writer thread owns the one write connection: SQLite serialises writers anyway, and
+        # queueing them here costs nothing while spinning on the file lock would.
+        self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cracker-sqlite-writer")
+
+    async def read(self, work: Callable[[Reader], T]) -> T:
+        try:
+            if self._read_conn is None:
+                self._read_conn = self._reader.connect()
+                self._read_driver = self._read_conn.connection.driver_connection
+            conn, raw = self._read_conn, self._read_driver
+            assert raw is not None
+            # One snapshot for the whole unit of work, begun and ended on the driver directly.
+            raw.execute("BEGIN")
+            try:
+                return work(Reader(conn, raw))
+            finally:
+                raw.execute("ROLLBACK")
+        except (DBAPIError, OSError, PoolTimeout) as exc:
+            self._drop_read_conn()
+            _raise_if_unavailable(exc)
+            raise
+        except sqlite3.Error as exc:
+            self._drop_read_conn()
+            if any(marker in str(exc).lower() for marker in _SQLITE_TRANSIENT):
+                raise ServiceUnavailable("The database is busy; retry shortly") from exc
+            raise
+
+    def _drop_read_conn(self) -> None:
+        if self._read_conn is not None:
+            self._read_conn.invalidate()
+            self._read_conn.close()
+            self._read_conn = self._read_driver = None
+
+    async def write(self, work: Callable[[Writer], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._write_thread, self._write_now, work)
+
+    def _write_now(self, work: Callable[[Writer], T]) -> T:
+        try:
+            with self._writer.begin() as conn:
+                return work(Writer(conn))
+        except (DBAPIError, OSError, PoolTimeout) as exc:
+            _raise_if_unavailable(exc)
+            raise
 
     async def close(self) -> None:
-        await self._writer.dispose()
-        if self._reader is not self._writer:
-            await self._reader.dispose()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._write_thread, self._writer.dispose)
+        self._write_thread.shutdown(wait=True)
+        if self._read_conn is not None:
+            self._read_conn.close()
+            self._read_conn = None
+        self._reader.dispose()
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[Reader]:
+
+class PostgresStore(Store):
+    dialect = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        self._engine: AsyncEngine = create_postgres_engine(url)
+
+    async def read(self, work: Callable[[Reader], T]) -> T:
         try:
-            async with self._reader.connect() as conn:
-                yield Reader(conn)
+            async with self._engine.connect() as conn:
+                result = await conn.run_sync(lambda sync_conn: work(Reader(sync_conn)))
                 await conn.rollback()
+                return result
         except (DBAPIError, OSError, PoolTimeout) as exc:
             _raise_if_unavailable(exc)
             raise
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[Writer]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
+    async def write(self, work: Callable[[Writer], T]) -> T:
         try:
-            async with self._writer.begin() as conn:
-                yield Writer(conn)
+            async with self._engine.begin() as conn:
+                return await conn.run_sync(lambda sync_conn: work(Writer(sync_conn)))
         except (DBAPIError, OSError, PoolTimeout) as exc:
             _raise_if_unavailable(exc)
             raise
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+def open_store(url: str, *, sqlite_busy_timeout_ms: int = 5_000) -> Store:
+    if is_sqlite(url):
+        return SqliteStore(url, busy_timeout_ms=sqlite_busy_timeout_ms)
+    return PostgresStore(url)
 
 
 _SQLITE_TRANSIENT = ("database is locked", "database is busy", "unable to open", "disk i/o error")
@@ -376,4 +486,4 @@ def _raise_if_unavailable(exc: Exception) -> None:
             raise ServiceUnavailable("The database is unavailable; retry shortly") from exc
 
 
-__all__ = ["IntegrityError", "Reader", "Store", "Writer"]
+__all__ = ["IntegrityError", "Reader", "Store", "Writer", "open_store"]

@@ -9,13 +9,16 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, Field, create_model
 from starlette.responses import Response
+from starlette.routing import Route
 
-from cracker.api.deps import ClientKey, RuntimeDep
+from cracker.api.deps import ClientKey, RuntimeDep, authenticate
 from cracker.api.envelope import JSONBytes, task_envelope
 from cracker.api.responses import AUTH, COMMON, errors
 from cracker.api.schemas import TaskEnvelope
-from cracker.domain.errors import OfferNotFound
+from cracker.domain.accounts import Scope
+from cracker.domain.errors import FieldError, OfferNotFound, ValidationFailed
 from cracker.domain.task_types import TASK_TYPES, TaskType, resolve_type
+from cracker.runtime import Runtime
 
 router = APIRouter(prefix="/v2/tasks", tags=["tasks"])
 
@@ -99,6 +102,29 @@ async def create_unknown_type(task_type: str, key: ClientKey) -> Response:
     raise OfferNotFound(f"No offer for task type {task_type!r}; GET /v2/offers lists what is sold")
 
 
+async def read_task(request: Request) -> Response:
+    """GET /v2/tasks/{task_id}, the route clients poll, as a bare Starlette endpoint.
+
+    FastAPI's per-request dependency solving and validation cost more than the whole read here
+    (measured in bench/task_read_bench.py), so RequestContextMiddleware serves this route itself,
+    ahead of FastAPI; the FastAPI route below describes it in /openapi.json and answers the same.
+    """
+    key = await authenticate(request, Scope.CLIENT)
+    raw_id: str = request.path_params["task_id"]
+    try:
+        task_id = str(UUID(raw_id))
+    except ValueError:
+        raise ValidationFailed(
+            [FieldError("task_id", "uuid_parsing", f"Input should be a valid UUID, got {raw_id[:64]!r}")]
+        ) from None
+    runtime: Runtime = request.app.state.runtime
+    task = await runtime.tasks.get(key.account_id, task_id)
+    return JSONBytes(task_envelope(request, task))
+
+
+fast_routes = [Route("/v2/tasks/{task_id}", read_task, methods=["GET"], include_in_schema=False)]
+
+
 @router.get(
     "/{task_id}",
     response_model=TaskEnvelope,
@@ -106,6 +132,5 @@ async def create_unknown_type(task_type: str, key: ClientKey) -> Response:
     summary="Get a task: the same envelope in every state",
     operation_id="get_task",
 )
-async def get_task(request: Request, task_id: UUID, runtime: RuntimeDep, key: ClientKey) -> Response:
-    task = await runtime.tasks.get(key.account_id, str(task_id))
-    return JSONBytes(task_envelope(request, task))
+async def get_task(request: Request, task_id: str, key: ClientKey) -> Response:
+    return await read_task(request)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from cracker.store.schema import metadata
@@ -38,7 +39,15 @@ async def _run_async(url: str) -> None:
 def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
     assert url, "cracker.store.migrate sets sqlalchemy.url"
-    asyncio.run(_run_async(url))
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                _run(connection)
+        finally:
+            engine.dispose()
+    else:
+        asyncio.run(_run_async(url))
 
 
 if context.is_offline_mode():

@@ -1,0 +1,71 @@
+"""What every proof-of-work solver shares: parsing the job, the solver skeleton, chunk sizes."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from cracker.domain.errors import TaskRejected
+from cracker.solvers.base import Solution, SolveJob
+from cracker.solvers.pow.engine import PowEngine
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# Attempts per chunk, sized for roughly 0.05 to 0.2 s of one core: long enough that the IPC of a
+# chunk (well under a millisecond) is noise, short enough that the pool rebalances between tasks.
+NATIVE_SHA_CHUNK: Final = 1 << 21
+PYTHON_SHA_CHUNK: Final = 1 << 17
+
+
+def sha_chunk(engine: PowEngine) -> int:
+    """Chunk size of a decimal-nonce SHA search on this engine."""
+    return NATIVE_SHA_CHUNK if engine.native else PYTHON_SHA_CHUNK
+
+
+def compact_json(value: Any) -> str:
+    """JSON as browsers' ``JSON.stringify`` writes it (no spaces)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def elapsed_ms(since: float) -> int:
+    return max(0, round((time.monotonic() - since) * 1000))
+
+
+class PowSolver(Generic[ModelT]):
+    """The skeleton of a family's solver: validation, ``accepts`` and the engine it runs on."""
+
+    name: ClassVar[str]
+    types: frozenset[str]
+    model: ClassVar[type[BaseModel]]
+
+    def __init__(self, engine: PowEngine) -> None:
+        self._engine = engine
+
+    def accepts(self, task_type: str, params: Mapping[str, Any]) -> bool:
+        if task_type not in self.types:
+            return False
+        try:
+            self.model.model_validate(dict(params))
+        except ValidationError:
+            return False
+        return True
+
+    def parse(self, job: SolveJob) -> ModelT:
+        """The job's params through the task model again (they were validated at creation)."""
+        try:
+            parsed = self.model.model_validate(dict(job.params))
+        except ValidationError as exc:
+            raise TaskRejected("invalid_params", f"{job.type} task parameters are invalid: {exc}") from exc
+        return parsed  # type: ignore[return-value]
+
+    async def solve(self, job: SolveJob) -> Solution:  # pragma: no cover - each family overrides
+        raise NotImplementedError
+
+
+def check_deadline(job: SolveJob) -> None:
+    if time.time() >= job.deadline:
+        raise TaskRejected("solve_timeout", "the task deadline passed before solving started")
