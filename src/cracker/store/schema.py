@@ -35,6 +35,8 @@ accounts = Table(
     Column("available", BigInteger, nullable=False, server_default="0"),
     Column("held", BigInteger, nullable=False, server_default="0"),
     Column("created_at", Float, nullable=False),
+    # Signs this account's webhooks (HMAC-SHA256); made on first use.
+    Column("webhook_secret", String(64), nullable=True),
     CheckConstraint("available >= 0", name="ck_accounts_available_nonnegative"),
     CheckConstraint("held >= 0", name="ck_accounts_held_nonnegative"),
 )
@@ -82,6 +84,7 @@ tasks = Table(
     Column("lease_owner", String(64), nullable=True),
     Column("lease_expires_at", Float, nullable=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("callback_url", Text, nullable=True),
 )
 # The claim query scans pending tasks of some types oldest first.
 Index("ix_tasks_claim", tasks.c.status, tasks.c.type, tasks.c.created_at)
@@ -105,3 +108,46 @@ ledger = Table(
     UniqueConstraint("task_id", "kind", name="uq_ledger_task_kind"),
 )
 Index("ix_ledger_account", ledger.c.account_id)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("account_id", String(36), ForeignKey("accounts.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    # SHA-256 of the create request (type and body): the same key with another body is refused.
+    Column("request_hash", String(64), nullable=False),
+    Column("task_id", String(36), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_idempotency_created", idempotency_keys.c.created_at)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("task_id", String(36), nullable=False),
+    Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
+    Column("url", Text, nullable=False),
+    # pending | delivered | failed
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("lease_until", Float, nullable=True),
+)
+Index("ix_webhook_deliveries_due", webhook_deliveries.c.status, webhook_deliveries.c.next_attempt_at)
+Index("ix_webhook_deliveries_task", webhook_deliveries.c.task_id)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(36), nullable=False),
+    Column("task_id", String(36), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+)
+Index("ix_webhook_attempts_task", webhook_attempts.c.task_id)

@@ -18,12 +18,11 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cracker.domain.accounts import ApiKeyRecord, Balance, Scope
 from cracker.domain.errors import ServiceUnavailable
 from cracker.domain.tasks import ClaimedTask, Task, TaskStatus, TaskView
-from cracker.store.engines import create_postgres_engine, create_sqlite_engine, is_sqlite
+from cracker.store.engines import create_sqlite_engine, is_sqlite
 from cracker.store.schema import accounts, api_keys, ledger, offers, tasks
 
 _LIVE = (TaskStatus.PENDING.value, TaskStatus.RUNNING.value)
@@ -395,7 +394,7 @@ class SqliteStore(Store):
                 raw.execute("ROLLBACK")
         except (DBAPIError, OSError, PoolTimeout) as exc:
             self._drop_read_conn()
-            _raise_if_unavailable(exc)
+            raise_if_unavailable(exc)
             raise
         except sqlite3.Error as exc:
             self._drop_read_conn()
@@ -418,7 +417,7 @@ class SqliteStore(Store):
             with self._writer.begin() as conn:
                 return work(Writer(conn))
         except (DBAPIError, OSError, PoolTimeout) as exc:
-            _raise_if_unavailable(exc)
+            raise_if_unavailable(exc)
             raise
 
     async def close(self) -> None:
@@ -431,44 +430,18 @@ class SqliteStore(Store):
         self._reader.dispose()
 
 
-class PostgresStore(Store):
-    dialect = "postgresql"
-
-    def __init__(self, url: str) -> None:
-        self._engine: AsyncEngine = create_postgres_engine(url)
-
-    async def read(self, work: Callable[[Reader], T]) -> T:
-        try:
-            async with self._engine.connect() as conn:
-                result = await conn.run_sync(lambda sync_conn: work(Reader(sync_conn)))
-                await conn.rollback()
-                return result
-        except (DBAPIError, OSError, PoolTimeout) as exc:
-            _raise_if_unavailable(exc)
-            raise
-
-    async def write(self, work: Callable[[Writer], T]) -> T:
-        try:
-            async with self._engine.begin() as conn:
-                return await conn.run_sync(lambda sync_conn: work(Writer(sync_conn)))
-        except (DBAPIError, OSError, PoolTimeout) as exc:
-            _raise_if_unavailable(exc)
-            raise
-
-    async def close(self) -> None:
-        await self._engine.dispose()
-
-
 def open_store(url: str, *, sqlite_busy_timeout_ms: int = 5_000) -> Store:
     if is_sqlite(url):
         return SqliteStore(url, busy_timeout_ms=sqlite_busy_timeout_ms)
+    from cracker.store.postgres import PostgresStore
+
     return PostgresStore(url)
 
 
 _SQLITE_TRANSIENT = ("database is locked", "database is busy", "unable to open", "disk i/o error")
 
 
-def _raise_if_unavailable(exc: Exception) -> None:
+def raise_if_unavailable(exc: Exception) -> None:
     """Turn the database being busy or unreachable into ``service_unavailable`` (retryable).
 
     Anything else (a missing table, a constraint) is a bug or a broken install: it stays an
@@ -486,4 +459,4 @@ def _raise_if_unavailable(exc: Exception) -> None:
             raise ServiceUnavailable("The database is unavailable; retry shortly") from exc
 
 
-__all__ = ["IntegrityError", "Reader", "Store", "Writer", "open_store"]
+__all__ = ["IntegrityError", "Reader", "Store", "Writer", "open_store", "raise_if_unavailable"]
