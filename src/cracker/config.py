@@ -30,5 +30,13 @@ class Settings(BaseSettings):
     auth_cache_s: float = Field(default=5.0, ge=0)
     #: How long a SQLite writer waits for the file lock before answering service_unavailable.
     sqlite_busy_timeout_ms: int = Field(default=5_000, ge=0)
+    #: Let callback URLs reach loopback, private, link-local and metadata addresses (tests, labs).
+    webhook_allow_private: bool = False
+    #: How often the webhook dispatcher looks for due deliveries.
+    webhook_poll_s: float = Field(default=0.5, gt=0)
+    #: Multiplies the webhook retry delays (5 s, 15 s, 1 min ... 1 h); below 1 only for tests.
+    webhook_backoff_scale: float = Field(default=1.0, gt=0)
+    #: This server's public base URL, for links in webhook bodies (doc_url) when docs_base_url is unset.
+    public_url: str = "http://127.0.0.1:8000"
     #: How often the reaper looks for tasks past their deadline.
     reaper_interval_s: float = Field(default=0.5, gt=0)

@@ -12,6 +12,7 @@ from cracker.service.accounts import AccountService
 from cracker.service.events import Notifier
 from cracker.service.offers import OfferService
 from cracker.service.tasks import TaskService
+from cracker.service.webhooks import WebhookService
 from cracker.solvers.pow import (
     AltchaSolver,
     CapSolver,
@@ -25,6 +26,7 @@ from cracker.solvers.sandbox import SandboxSolver
 from cracker.store.migrate import migrate
 from cracker.store.sql import Store, open_store
 from cracker.worker.runtime import Reaper, WorkerRuntime
+from cracker.worker.webhooks import WebhookDispatcher
 
 log = logging.getLogger("cracker")
 
@@ -37,10 +39,12 @@ class Runtime:
     accounts: AccountService
     offers: OfferService
     tasks: TaskService
+    webhooks: WebhookService
     solvers: SolverRegistry
     pow_engine: PowEngine
     workers: list[WorkerRuntime] = field(default_factory=list)
     reaper: Reaper | None = None
+    dispatcher: WebhookDispatcher | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, run_migrations: bool = True) -> Runtime:
@@ -59,12 +63,14 @@ class Runtime:
             FriendlyCaptchaSolver(pow_engine),
         ])
         tasks = TaskService(
-            store, solvers, Notifier(), metrics, task_timeout_s=settings.task_timeout_s
+            store, solvers, Notifier(), metrics, task_timeout_s=settings.task_timeout_s,
+            allow_private_callbacks=settings.webhook_allow_private,
         )
+        webhooks = WebhookService(store, backoff_scale=settings.webhook_backoff_scale)
         runtime = cls(
             settings=settings, store=store, metrics=metrics,
             accounts=AccountService(store, auth_cache_s=settings.auth_cache_s),
-            offers=OfferService(store), tasks=tasks, solvers=solvers, pow_engine=pow_engine,
+            offers=OfferService(store), tasks=tasks, webhooks=webhooks, solvers=solvers, pow_engine=pow_engine,
         )
         if settings.in_process_workers:
             await pow_engine.start()
@@ -79,9 +85,16 @@ class Runtime:
         # Deadlines hold whoever solves: a task nobody takes is still rejected on time.
         runtime.reaper = Reaper(tasks, settings.reaper_interval_s)
         runtime.reaper.start()
+        runtime.dispatcher = WebhookDispatcher(
+            webhooks, docs_base=(settings.docs_base_url or settings.public_url).rstrip("/"),
+            allow_private=settings.webhook_allow_private, poll_s=settings.webhook_poll_s,
+        )
+        runtime.dispatcher.start()
         return runtime
 
     async def stop(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
         if self.reaper is not None:
             await self.reaper.stop()
         for worker in self.workers:

@@ -10,9 +10,9 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from cracker.domain.catalogue import spec_for
-from cracker.domain.clock import rfc3339
+from cracker.domain.envelope import doc_url as domain_doc_url
+from cracker.domain.envelope import task_envelope as domain_task_envelope
 from cracker.domain.errors import CrackerError, FieldError
-from cracker.domain.money import format_usd
 from cracker.domain.tasks import Task, TaskView
 
 
@@ -25,9 +25,13 @@ class JSONBytes(Response):
         return orjson.dumps(content)
 
 
-def doc_url(conn: HTTPConnection, code: str) -> str:
+def docs_base(conn: HTTPConnection) -> str:
     base: str = conn.app.state.docs_base_url or str(conn.base_url).rstrip("/")
-    return f"{base}/errors/{code.replace('_', '-')}"
+    return base
+
+
+def doc_url(conn: HTTPConnection, code: str) -> str:
+    return domain_doc_url(docs_base(conn), code)
 
 
 def request_id(conn: HTTPConnection) -> str:
@@ -35,26 +39,7 @@ def request_id(conn: HTTPConnection) -> str:
 
 
 def task_envelope(conn: HTTPConnection, task: Task | TaskView) -> dict[str, Any]:
-    error = None
-    if task.error_code is not None:
-        spec = spec_for(task.error_code)
-        error = {
-            "code": task.error_code,
-            "message": task.error_message or spec.message,
-            "retryable": spec.retryable,
-            "doc_url": doc_url(conn, task.error_code),
-        }
-    return {
-        "task_id": task.id,
-        "type": task.type,
-        "status": task.status.value,
-        "solution": task.solution,
-        "error": error,
-        "cost": format_usd(task.cost) if task.cost is not None else None,
-        "created_at": rfc3339(task.created_at),
-        "started_at": rfc3339(task.started_at),
-        "completed_at": rfc3339(task.completed_at),
-    }
+    return domain_task_envelope(task, docs_base(conn))
 
 
 def error_body(

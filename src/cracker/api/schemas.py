@@ -90,3 +90,29 @@ class CatalogueEntry(BaseModel):
 
 class CatalogueModel(BaseModel):
     errors: list[CatalogueEntry]
+
+
+class DeliveryAttemptModel(BaseModel):
+    attempt: int
+    at: str
+    status_code: int | None = Field(description="The receiver's HTTP status; null when no answer came")
+    error: str | None
+    duration_ms: int
+
+
+class DeliveryModel(BaseModel):
+    delivery_id: str
+    url: str
+    status: Literal["pending", "delivered", "failed"]
+    next_attempt_at: str | None
+    attempts: list[DeliveryAttemptModel]
+
+
+class DeliveriesModel(BaseModel):
+    deliveries: list[DeliveryModel]
+
+
+class WebhookSecretModel(BaseModel):
+    secret: str = Field(description="HMAC-SHA256 key of this account's webhook signatures")
+    header: str = Field(description="The header that carries the signature")
+    scheme: str = Field(description="How the signature is computed")

@@ -53,6 +53,7 @@ def standard_base64(limit: int) -> AfterValidator:
 
 
 Url = Annotated[str, Field(pattern=URL_PATTERN, max_length=2048, description="Page URL, http(s)://...")]
+CallbackUrl = Annotated[str, Field(pattern=URL_PATTERN, max_length=2048, description="Webhook URL, http(s)://...")]
 Proxy = Annotated[
     str, Field(pattern=PROXY_PATTERN, max_length=512, description="scheme://[user:pass@]host:port")
 ]

@@ -38,6 +38,8 @@ class Task:
     deadline_at: float
     lease_owner: str | None
     attempts: int
+    #: Where the terminal envelope is POSTed (signed), if the client asked for it.
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,16 +30,24 @@ class Notifier:
         for event in self._finished.pop(task_id, ()):
             event.set()
 
-    async def wait_for_finish(self, task_id: str, timeout: float) -> None:
+    def watch(self, task_id: str) -> asyncio.Event:
+        """An event set when the task ends; pair every watch with an ``unwatch``."""
         event = asyncio.Event()
         self._finished[task_id].add(event)
+        return event
+
+    def unwatch(self, task_id: str, event: asyncio.Event) -> None:
+        waiters = self._finished.get(task_id)
+        if waiters is not None:
+            waiters.discard(event)
+            if not waiters:
+                del self._finished[task_id]
+
+    async def wait_for_finish(self, task_id: str, timeout: float) -> None:
+        event = self.watch(task_id)
         try:
             await asyncio.wait_for(event.wait(), timeout)
         except TimeoutError:
             return
         finally:
-            waiters = self._finished.get(task_id)
-            if waiters is not None:
-                waiters.discard(event)
-                if not waiters:
-                    del self._finished[task_id]
+            self.unwatch(task_id, event)

@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import orjson
 
 from cracker.domain.catalogue import spec_for
 from cracker.domain.clock import new_id, now
-from cracker.domain.errors import InsufficientBalance, NoSolverAvailable, NotFound, OfferNotFound
+from cracker.domain.errors import (
+    FieldError,
+    InsufficientBalance,
+    InvalidRequest,
+    NoSolverAvailable,
+    NotFound,
+    OfferNotFound,
+    ValidationFailed,
+)
 from cracker.domain.money import format_usd
 from cracker.domain.tasks import ClaimedTask, Task, TaskStatus, TaskView
+from cracker.domain.webhooks import forbidden_host
 from cracker.metrics import Metrics
 from cracker.service.events import Notifier
-from cracker.store.sql import Store, Writer
+from cracker.store import idempotency, webhooks
+from cracker.store.sql import IntegrityError, Store, Writer
+
+#: How long an Idempotency-Key names its task.
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+
+def _settle_finished(tx: Writer, task: Task, *, capture: bool, at: float) -> None:
+    """What follows a task's end in the same transaction: the money, then the webhook outbox row."""
+    tx.settle(task, capture=capture, now=at)
+    if task.callback_url is not None:
+        webhooks.enqueue_delivery(tx, new_id(), task.id, task.account_id, task.callback_url, at)
 
 
 def _reject_in(
@@ -25,8 +51,22 @@ def _reject_in(
         error_message=message or spec.message, cost_if_captured=spec.charged, fence=fence,
     )
     if task is not None:
-        tx.settle(task, capture=spec.charged, now=at)
+        _settle_finished(tx, task, capture=spec.charged, at=at)
     return task
+
+
+def _request_hash(task_type: str, params: dict[str, Any], callback_url: str | None) -> str:
+    canonical = orjson.dumps(
+        {"type": task_type, "params": params, "callback_url": callback_url}, option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(canonical).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    task: Task
+    #: True when an Idempotency-Key named a task created earlier: that task, not a new one.
+    replayed: bool = False
 
 
 class SolverCapacity(Protocol):
@@ -44,7 +84,9 @@ class TaskService:
         metrics: Metrics,
         *,
         task_timeout_s: float,
+        allow_private_callbacks: bool = False,
     ) -> None:
+        self._allow_private_callbacks = allow_private_callbacks
         self._store = store
         self._capacity = capacity
         self._notifier = notifier
@@ -55,11 +97,33 @@ class TaskService:
     def notifier(self) -> Notifier:
         return self._notifier
 
-    async def create(self, account_id: str, task_type: str, params: dict[str, Any]) -> Task:
+    async def create(
+        self,
+        account_id: str,
+        task_type: str,
+        params: dict[str, Any],
+        *,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Created:
         """Hold the offer's price and queue the task, in one transaction.
 
-        ``params`` are already validated against the type's request model.
+        ``params`` are already validated against the type's request model. With an
+        ``idempotency_key`` seen in the last 24 h the original task comes back (never a second
+        charge); the same key with another request is refused.
         """
+        if callback_url is not None and not self._allow_private_callbacks:
+            host = urlsplit(callback_url).hostname or ""
+            if forbidden_host(host):
+                raise ValidationFailed([FieldError(
+                    "callback_url", "callback_url_forbidden",
+                    f"Callbacks to {host!r} (loopback, private, link-local or metadata) are refused",
+                )])
+        request_hash = _request_hash(task_type, params, callback_url)
+        if idempotency_key is not None:
+            replay = await self._replay(account_id, idempotency_key, request_hash)
+            if replay is not None:
+                return replay
         price = await self._store.read(lambda r: r.get_offer_price(task_type))
         if price is None:
             raise OfferNotFound(f"No offer for task type {task_type!r}; GET /v2/offers lists what is sold")
@@ -75,19 +139,66 @@ class TaskService:
         def work(tx: Writer) -> Task | None:
             if not tx.hold(account_id, task_id, price, at):
                 return None
-            return tx.insert_task(
+            task = tx.insert_task(
                 task_id=task_id, account_id=account_id, task_type=task_type, params=params, price=price,
-                now=at, deadline_at=at + self._task_timeout_s,
+                now=at, deadline_at=at + self._task_timeout_s, callback_url=callback_url,
             )
+            if idempotency_key is not None:
+                idempotency.remember_key(
+                    tx, account_id, idempotency_key, request_hash, task_id, at, at - IDEMPOTENCY_TTL_S
+                )
+            return task
 
-        task = await self._store.write(work)
+        try:
+            task = await self._store.write(work)
+        except IntegrityError:
+            # The same key won a race in another request: answer as that request did.
+            replay = await self._replay(account_id, idempotency_key or "", request_hash)
+            if replay is None:
+                raise
+            return replay
         if task is None:
             raise InsufficientBalance(
                 f"This {task_type} task costs {format_usd(price)} USD, more than the available balance"
             )
         self._metrics.created.labels(task_type).inc()
         self._notifier.task_created()
-        return task
+        return Created(task)
+
+    async def _replay(self, account_id: str, key: str, request_hash: str) -> Created | None:
+        since = now() - IDEMPOTENCY_TTL_S
+        found = await self._store.read(lambda r: idempotency.find_key(r, account_id, key, since))
+        if found is None:
+            return None
+        stored_hash, task_id = found
+        if stored_hash != request_hash:
+            raise InvalidRequest(
+                "This Idempotency-Key was used in the last 24 h with another request; use a new key"
+            )
+        task = await self._store.read(lambda r: r.get_task(task_id))
+        if task is None:  # the task aged out of retention: the key is stale
+            return None
+        return Created(task, replayed=True)
+
+    async def wait(self, account_id: str, task_id: str, wait_s: float) -> TaskView:
+        """The task once terminal, or as it is after ``wait_s`` seconds (long-poll)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            view = await self.get(account_id, task_id)
+            remaining = deadline - time.monotonic()
+            if view.status.terminal or remaining <= 0:
+                return view
+            # The notification is the fast path; the bounded sleep covers one that was lost
+            # (or sent by another process without a shared notifier).
+            await self._notifier.wait_for_finish(task_id, min(remaining, 1.0))
+
+    async def cancel(self, account_id: str, task_id: str) -> TaskView:
+        """End a live task ``rejected`` with ``cancelled`` (hold released); a terminal one is left as is."""
+        view = await self.get(account_id, task_id)
+        if not view.status.terminal:
+            await self.reject(task_id, "cancelled", "Cancelled by the client")
+            view = await self.get(account_id, task_id)
+        return view
 
     async def get(self, account_id: str, task_id: str) -> TaskView:
         task = await self._store.read(lambda r: r.get_task_view(task_id))
@@ -110,7 +221,7 @@ class TaskService:
                 cost_if_captured=True, fence=(claim.lease_owner, claim.attempt),
             )
             if task is not None:
-                tx.settle(task, capture=True, now=at)
+                _settle_finished(tx, task, capture=True, at=at)
             return task
 
         task = await self._store.write(work)
@@ -145,6 +256,10 @@ class TaskService:
         for task in finished:
             self._finished(task)
         return len(finished)
+
+    async def purge_idempotency_keys(self) -> int:
+        before = now() - IDEMPOTENCY_TTL_S
+        return await self._store.write(lambda tx: idempotency.purge_keys(tx, before))
 
     async def queue_depths(self) -> dict[tuple[str, str], int]:
         return await self._store.read(lambda r: r.queue_depths())

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -85,6 +86,8 @@ tasks = Table(
     Column("lease_expires_at", Float, nullable=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("callback_url", Text, nullable=True),
+    # True when no built-in solver accepts the task: only an attached worker pool may lease it.
+    Column("pool_only", Boolean, nullable=False, server_default=false()),
 )
 # The claim query scans pending tasks of some types oldest first.
 Index("ix_tasks_claim", tasks.c.status, tasks.c.type, tasks.c.created_at)
@@ -151,3 +154,23 @@ webhook_attempts = Table(
     Column("duration_ms", Integer, nullable=False),
 )
 Index("ix_webhook_attempts_task", webhook_attempts.c.task_id)
+
+workers = Table(
+    "workers",
+    metadata,
+    # The lease owner its tasks carry: a remote pool's id, or host:suffix of a built-in worker.
+    Column("id", String(64), primary_key=True),
+    # builtin (a `cracker worker` process or a server's in-process worker) | remote (a pool over HTTP)
+    Column("kind", String(16), nullable=False),
+    # The account of the worker key a remote pool registered with; null for built-in workers.
+    Column("account_id", String(36), ForeignKey("accounts.id"), nullable=True),
+    Column("name", String(200), nullable=False),
+    # JSON list of the task types it serves.
+    Column("types", Text, nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    # Live while expires_at is in the future: every heartbeat pushes it one lease further.
+    Column("expires_at", Float, nullable=False),
+)
+Index("ix_workers_expires", workers.c.expires_at)

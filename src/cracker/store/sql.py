@@ -48,9 +48,10 @@ def _dumps(value: Any) -> str:
 
 
 _TASK_COLUMNS = [c.name for c in tasks.columns]
-assert _TASK_COLUMNS[:17] == [
+assert _TASK_COLUMNS[:18] == [
     "id", "account_id", "type", "status", "params", "solution", "error_code", "error_message", "price", "cost",
     "created_at", "started_at", "completed_at", "deadline_at", "lease_owner", "lease_expires_at", "attempts",
+    "callback_url",
 ], "update _task_from_row with the tasks columns"
 
 
@@ -73,6 +74,7 @@ def _task_from_row(row: Any) -> Task:
         deadline_at=row[13],
         lease_owner=row[14],
         attempts=row[16],
+        callback_url=row[17],
     )
 
 
@@ -238,6 +240,8 @@ class Writer(Reader):
         price: int,
         now: float,
         deadline_at: float,
+        callback_url: str | None = None,
+        pool_only: bool = False,
     ) -> Task:
         row = (
             self.conn.execute(
@@ -245,6 +249,7 @@ class Writer(Reader):
                 .values(
                     id=task_id, account_id=account_id, type=task_type, status=TaskStatus.PENDING.value,
                     params=_dumps(params), price=price, created_at=now, deadline_at=deadline_at, attempts=0,
+                    callback_url=callback_url, pool_only=pool_only,
                 )
                 .returning(tasks)
             )
@@ -252,9 +257,13 @@ class Writer(Reader):
         return _task_from_row(row)
 
     def claim_tasks(
-        self, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float
+        self, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float,
+        *, builtin_only: bool = False,
     ) -> list[ClaimedTask]:
-        """Lease up to ``limit`` pending tasks of ``types``, oldest first, in one statement."""
+        """Lease up to ``limit`` pending tasks of ``types``, oldest first, in one statement.
+
+        ``builtin_only``: skip tasks that only an attached pool can solve (``pool_only``).
+        """
         if not types or limit <= 0:
             return []
         pending = (
@@ -263,6 +272,8 @@ class Writer(Reader):
             .order_by(tasks.c.created_at)
             .limit(limit)
         )
+        if builtin_only:
+            pending = pending.where(tasks.c.pool_only.is_(False))
         pending = self._lock_pending(pending)
         rows = self.conn.execute(
             update(tasks)
@@ -338,7 +349,10 @@ class Writer(Reader):
             .order_by(tasks.c.deadline_at)
             .limit(limit)
         )
-        return [r.id for r in self.conn.execute(query)]
+        # Locked (PostgreSQL): reapers of several processes split the work instead of queueing on
+        # the same rows, and a row a worker is completing is skipped, never waited on while this
+        # transaction holds account rows (which would deadlock).
+        return [r.id for r in self.conn.execute(self._lock_pending(query))]
 
 
 class Store(ABC):

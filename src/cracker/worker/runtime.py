@@ -6,15 +6,19 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from cracker.domain.clock import new_id
 from cracker.domain.errors import TaskRejected
 from cracker.domain.tasks import ClaimedTask
 from cracker.service.tasks import TaskService
-from cracker.solvers.base import SolveJob
+from cracker.solvers.base import Solution, SolveJob
 from cracker.solvers.registry import SolverRegistry
 
 log = logging.getLogger("cracker.worker")
+#: Expired idempotency keys are deleted this often.
+_PURGE_EVERY_S = 300.0
 
 
 class WorkerRuntime:
@@ -74,6 +78,28 @@ class WorkerRuntime:
             if not claims:
                 await self._tasks.notifier.wait_for_work(self._poll_s)
 
+    async def _solve_unless_ended(
+        self, solving: Coroutine[Any, Any, Solution], task_id: str, remaining: float
+    ) -> Solution | None:
+        """Run the solver until it answers, the deadline passes, or the task ends some other way
+        (a client's cancel): then the solver is cancelled, and its process-pool work with it."""
+        ended = self._tasks.notifier.watch(task_id)
+        solve = asyncio.ensure_future(solving)
+        ended_wait = asyncio.ensure_future(ended.wait())
+        try:
+            done, _ = await asyncio.wait({solve, ended_wait}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._tasks.notifier.unwatch(task_id, ended)
+            ended_wait.cancel()
+            if not solve.done():
+                solve.cancel()
+                await asyncio.gather(solve, return_exceptions=True)
+        if solve in done:
+            return solve.result()
+        if ended_wait in done:
+            return None
+        raise TaskRejected("solve_timeout")
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._slot_free.set()
@@ -88,10 +114,9 @@ class WorkerRuntime:
             remaining = task.deadline_at - time.time()
             if remaining <= 0:
                 raise TaskRejected("solve_timeout")
-            try:
-                solution = await asyncio.wait_for(solver.solve(job), remaining)
-            except TimeoutError:
-                raise TaskRejected("solve_timeout") from None
+            solution = await self._solve_unless_ended(solver.solve(job), task.id, remaining)
+            if solution is None:
+                return  # ended meanwhile (cancelled, say): its outcome is already recorded
             token = solution.get("token")
             if not isinstance(token, str) or not token:
                 raise TaskRejected("empty_token", f"The {solver.name} solver returned no token")
@@ -129,9 +154,13 @@ class Reaper:
             await asyncio.gather(self._loop_task, return_exceptions=True)
 
     async def _run(self) -> None:
+        last_purge = 0.0
         while True:
             await asyncio.sleep(self._interval_s)
             try:
                 await self._tasks.reject_overdue()
+                if time.monotonic() - last_purge > _PURGE_EVERY_S:
+                    await self._tasks.purge_idempotency_keys()
+                    last_purge = time.monotonic()
             except Exception:
                 log.exception("reaping overdue tasks failed; retrying")

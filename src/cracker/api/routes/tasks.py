@@ -1,4 +1,4 @@
-"""Task routes: create (per type, and typed by a "type" field), read."""
+"""Task routes: create (per type, and typed by a "type" field), read (long-poll), cancel, deliveries."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from functools import reduce
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Header, Query, Request
 from pydantic import BaseModel, Field, create_model
 from starlette.responses import Response
 from starlette.routing import Route
@@ -14,13 +14,16 @@ from starlette.routing import Route
 from cracker.api.deps import ClientKey, RuntimeDep, authenticate
 from cracker.api.envelope import JSONBytes, task_envelope
 from cracker.api.responses import AUTH, COMMON, errors
-from cracker.api.schemas import TaskEnvelope
+from cracker.api.schemas import DeliveriesModel, TaskEnvelope
 from cracker.domain.accounts import Scope
+from cracker.domain.clock import rfc3339
 from cracker.domain.errors import FieldError, OfferNotFound, ValidationFailed
-from cracker.domain.task_types import TASK_TYPES, TaskType, resolve_type
+from cracker.domain.task_types import TASK_TYPES, CallbackUrl, TaskType, resolve_type
 from cracker.runtime import Runtime
 
 router = APIRouter(prefix="/v2/tasks", tags=["tasks"])
+#: The longest a GET may hold for the task to end (long-poll).
+MAX_WAIT_S = 60
 
 _CREATE_ERRORS = errors(
     *AUTH, *COMMON, "validation_failed", "invalid_request", "offer_not_found", "insufficient_balance",
@@ -28,19 +31,51 @@ _CREATE_ERRORS = errors(
 )
 
 
-async def _create(request: Request, runtime: RuntimeDep, key: ClientKey, task_type: str, body: BaseModel) -> Response:
-    params = body.model_dump(mode="json", exclude_unset=True, exclude={"type"})
-    task = await runtime.tasks.create(key.account_id, task_type, params)
-    return JSONBytes(
-        task_envelope(request, task), status_code=201, headers={"Location": f"/v2/tasks/{task.id}"}
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key", max_length=255, min_length=1,
+        description="Makes the create safe to retry: the same key and body within 24 h return the "
+        "original task (never a second charge); the same key with another body is refused.",
+    ),
+]
+
+
+async def _create(
+    request: Request, runtime: RuntimeDep, key: ClientKey, task_type: str, body: BaseModel,
+    idempotency_key: str | None,
+) -> Response:
+    params = body.model_dump(mode="json", exclude_unset=True, exclude={"type", "callback_url"})
+    callback_url = getattr(body, "callback_url", None)
+    created = await runtime.tasks.create(
+        key.account_id, task_type, params, callback_url=callback_url, idempotency_key=idempotency_key
     )
+    headers = {"Location": f"/v2/tasks/{created.task.id}"}
+    if created.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONBytes(task_envelope(request, created.task), status_code=201, headers=headers)
+
+
+def _request_model(task_type: TaskType) -> type[BaseModel]:
+    """The type's fields plus what every create accepts: an optional callback URL."""
+    model: type[BaseModel] = create_model(
+        f"{task_type.model.__name__}Request",
+        __base__=task_type.model,
+        callback_url=(
+            CallbackUrl | None,
+            Field(default=None, description="POSTed the signed envelope when the task ends (see docs/webhooks.md)"),
+        ),
+    )
+    return model
 
 
 def _register_create_route(task_type: TaskType, path_name: str) -> None:
-    model = task_type.model
+    model = _request_model(task_type)
 
-    async def create_task(request: Request, runtime: RuntimeDep, key: ClientKey, body: BaseModel) -> Response:
-        return await _create(request, runtime, key, task_type.name, body)
+    async def create_task(
+        request: Request, runtime: RuntimeDep, key: ClientKey, body: BaseModel, idempotency_key: IdempotencyKey = None
+    ) -> Response:
+        return await _create(request, runtime, key, task_type.name, body, idempotency_key)
 
     # The body's model is this type's own, chosen at import time: FastAPI reads it from here.
     create_task.__annotations__ = {**create_task.__annotations__, "body": model}
@@ -69,7 +104,7 @@ def _typed_variant(task_type: TaskType) -> type[BaseModel]:
     tags: Any = Literal[(task_type.name, *task_type.aliases)]
     variant: type[BaseModel] = create_model(
         f"{task_type.model.__name__}WithType",
-        __base__=task_type.model,
+        __base__=_request_model(task_type),
         type=(tags, Field(description="The task type")),
     )
     return variant
@@ -88,12 +123,13 @@ _AnyTask: Any = Annotated[reduce(lambda a, b: a | b, _variants), Field(discrimin
     operation_id="create_task",
 )
 async def create_task_typed(
-    request: Request, runtime: RuntimeDep, key: ClientKey, body: Annotated[_AnyTask, Body()]
+    request: Request, runtime: RuntimeDep, key: ClientKey, body: Annotated[_AnyTask, Body()],
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     name = body.type
     resolved = resolve_type(name)
     assert resolved is not None  # the discriminator admits known types only
-    return await _create(request, runtime, key, resolved.name, body)
+    return await _create(request, runtime, key, resolved.name, body, idempotency_key)
 
 
 @router.post("/{task_type}", include_in_schema=False)
@@ -110,16 +146,37 @@ async def read_task(request: Request) -> Response:
     ahead of FastAPI; the FastAPI route below describes it in /openapi.json and answers the same.
     """
     key = await authenticate(request, Scope.CLIENT)
-    raw_id: str = request.path_params["task_id"]
+    task_id = _task_id(request.path_params["task_id"])
+    wait_s = _wait_seconds(request.query_params.get("wait"))
+    runtime: Runtime = request.app.state.runtime
+    if wait_s:
+        task = await runtime.tasks.wait(key.account_id, task_id, wait_s)
+    else:
+        task = await runtime.tasks.get(key.account_id, task_id)
+    return JSONBytes(task_envelope(request, task))
+
+
+def _task_id(raw_id: str) -> str:
     try:
-        task_id = str(UUID(raw_id))
+        return str(UUID(raw_id))
     except ValueError:
         raise ValidationFailed(
             [FieldError("task_id", "uuid_parsing", f"Input should be a valid UUID, got {raw_id[:64]!r}")]
         ) from None
-    runtime: Runtime = request.app.state.runtime
-    task = await runtime.tasks.get(key.account_id, task_id)
-    return JSONBytes(task_envelope(request, task))
+
+
+def _wait_seconds(raw: str | None) -> float:
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        wait_s = float(raw)
+    except ValueError:
+        wait_s = float("nan")
+    if not 0 <= wait_s <= MAX_WAIT_S:  # also refuses nan
+        raise ValidationFailed(
+            [FieldError("wait", "out_of_range", f"wait must be a number of seconds from 0 to {MAX_WAIT_S}")]
+        )
+    return wait_s
 
 
 fast_routes = [Route("/v2/tasks/{task_id}", read_task, methods=["GET"], include_in_schema=False)]
@@ -129,8 +186,54 @@ fast_routes = [Route("/v2/tasks/{task_id}", read_task, methods=["GET"], include_
     "/{task_id}",
     response_model=TaskEnvelope,
     responses=errors(*AUTH, *COMMON, "not_found", "validation_failed"),
-    summary="Get a task: the same envelope in every state",
+    summary="Get a task: the same envelope in every state; ?wait=S long-polls until it ends",
     operation_id="get_task",
 )
-async def get_task(request: Request, task_id: str, key: ClientKey) -> Response:
+async def get_task(
+    request: Request,
+    task_id: str,
+    key: ClientKey,
+    wait: Annotated[
+        float | None,
+        Query(ge=0, le=MAX_WAIT_S, description="Hold the request up to this many seconds until the task "
+              "is completed or rejected, then answer the current envelope"),
+    ] = None,
+) -> Response:
     return await read_task(request)
+
+
+@router.delete(
+    "/{task_id}",
+    response_model=TaskEnvelope,
+    responses=errors(*AUTH, *COMMON, "not_found", "validation_failed"),
+    summary="Cancel a task: rejected with code `cancelled`, hold released (a finished task is unchanged)",
+    operation_id="cancel_task",
+)
+async def cancel_task(request: Request, task_id: str, runtime: RuntimeDep, key: ClientKey) -> Response:
+    task = await runtime.tasks.cancel(key.account_id, _task_id(task_id))
+    return JSONBytes(task_envelope(request, task))
+
+
+@router.get(
+    "/{task_id}/deliveries",
+    response_model=DeliveriesModel,
+    responses=errors(*AUTH, *COMMON, "not_found", "validation_failed"),
+    summary="The webhook deliveries of a task and every attempt of each",
+    operation_id="list_task_deliveries",
+)
+async def list_deliveries(request: Request, task_id: str, runtime: RuntimeDep, key: ClientKey) -> Response:
+    logs = await runtime.webhooks.log(key.account_id, _task_id(task_id))
+    return JSONBytes({
+        "deliveries": [
+            {
+                "delivery_id": log.delivery_id, "url": log.url, "status": log.status,
+                "next_attempt_at": rfc3339(log.next_attempt_at),
+                "attempts": [
+                    {"attempt": a.attempt, "at": rfc3339(a.at), "status_code": a.status_code, "error": a.error,
+                     "duration_ms": a.duration_ms}
+                    for a in log.attempts
+                ],
+            }
+            for log in logs
+        ]
+    })

@@ -1,0 +1,102 @@
+"""SQL of webhook deliveries: an outbox row per terminal task with a callback, and its attempt log."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, insert, or_, select, update
+
+from cracker.domain.webhooks import DeliveryAttempt, DueDelivery
+from cracker.store.schema import accounts, webhook_attempts, webhook_deliveries
+from cracker.store.sql import Reader, Writer
+
+
+def enqueue_delivery(tx: Writer, delivery_id: str, task_id: str, account_id: str, url: str, at: float) -> None:
+    """Written in the transaction that ends the task, so a terminal task never lacks its delivery."""
+    tx.conn.execute(
+        insert(webhook_deliveries).values(
+            id=delivery_id, task_id=task_id, account_id=account_id, url=url, status="pending", attempts=0,
+            next_attempt_at=at, created_at=at,
+        )
+    )
+
+
+def claim_due(tx: Writer, limit: int, lease_s: float, at: float) -> list[DueDelivery]:
+    """Lease due deliveries so that two dispatchers (two API processes) never send the same one."""
+    due = (
+        select(webhook_deliveries.c.id)
+        .where(
+            webhook_deliveries.c.status == "pending",
+            webhook_deliveries.c.next_attempt_at <= at,
+            or_(webhook_deliveries.c.lease_until.is_(None), webhook_deliveries.c.lease_until < at),
+        )
+        .order_by(webhook_deliveries.c.next_attempt_at)
+        .limit(limit)
+    )
+    if tx.conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    rows = tx.conn.execute(
+        update(webhook_deliveries)
+        .where(webhook_deliveries.c.id.in_(due.scalar_subquery()))
+        .values(lease_until=at + lease_s)
+        .returning(
+            webhook_deliveries.c.id, webhook_deliveries.c.task_id, webhook_deliveries.c.account_id,
+            webhook_deliveries.c.url, webhook_deliveries.c.attempts, webhook_deliveries.c.created_at,
+        )
+    )
+    return [DueDelivery(r.id, r.task_id, r.account_id, r.url, r.attempts, r.created_at) for r in rows]
+
+
+def record_attempt(
+    tx: Writer, delivery: DueDelivery, attempt: DeliveryAttempt, *, status: str, next_attempt_at: float
+) -> None:
+    tx.conn.execute(
+        insert(webhook_attempts).values(
+            delivery_id=delivery.id, task_id=delivery.task_id, attempt=attempt.attempt, at=attempt.at,
+            status_code=attempt.status_code, error=attempt.error, duration_ms=attempt.duration_ms,
+        )
+    )
+    tx.conn.execute(
+        update(webhook_deliveries)
+        .where(webhook_deliveries.c.id == delivery.id)
+        .values(status=status, attempts=attempt.attempt, next_attempt_at=next_attempt_at, lease_until=None)
+    )
+
+
+def list_attempts(r: Reader, task_id: str) -> list[tuple[str, str, str, float | None, DeliveryAttempt | None]]:
+    """(delivery id, url, status, next attempt at, attempt) rows of a task, attempts oldest first;
+    a delivery not tried yet appears once with attempt None."""
+    rows = r.conn.execute(
+        select(
+            webhook_deliveries.c.id, webhook_deliveries.c.url, webhook_deliveries.c.status,
+            webhook_deliveries.c.next_attempt_at, webhook_attempts.c.attempt, webhook_attempts.c.at,
+            webhook_attempts.c.status_code, webhook_attempts.c.error, webhook_attempts.c.duration_ms,
+        )
+        .select_from(
+            webhook_deliveries.outerjoin(
+                webhook_attempts, and_(webhook_attempts.c.delivery_id == webhook_deliveries.c.id)
+            )
+        )
+        .where(webhook_deliveries.c.task_id == task_id)
+        .order_by(webhook_deliveries.c.created_at, webhook_attempts.c.attempt)
+    )
+    out: list[tuple[str, str, str, float | None, DeliveryAttempt | None]] = []
+    for row in rows:
+        attempt = None
+        if row.attempt is not None:
+            attempt = DeliveryAttempt(row.id, row.attempt, row.at, row.status_code, row.error, row.duration_ms)
+        out.append((row.id, row.url, row.status, row.next_attempt_at, attempt))
+    return out
+
+
+def account_secret(r: Reader, account_id: str) -> str | None:
+    row = r.conn.execute(select(accounts.c.webhook_secret).where(accounts.c.id == account_id)).first()
+    return row.webhook_secret if row is not None else None
+
+
+def set_secret_if_missing(tx: Writer, account_id: str, secret: str) -> str | None:
+    """The account's secret, making it ``secret`` if it had none; None for an unknown account."""
+    tx.conn.execute(
+        update(accounts)
+        .where(accounts.c.id == account_id, accounts.c.webhook_secret.is_(None))
+        .values(webhook_secret=secret)
+    )
+    return account_secret(tx, account_id)
