@@ -68,7 +68,21 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONBytes:
     status = spec_for(code).http_status or 500
+    if conn.url.path.startswith(LEGACY_V1_PREFIX):
+        return JSONBytes(legacy_error_body(conn, code, message, details), status_code=status, headers=headers)
     return JSONBytes(error_body(conn, code, message, details), status_code=status, headers=headers)
+
+
+LEGACY_V1_PREFIX = "/api/v1/"
+
+
+def legacy_error_body(
+    conn: HTTPConnection, code: str, message: str, details: Sequence[FieldError] = ()
+) -> dict[str, Any]:
+    """v1 clients read ``message`` (and compare "Unauthorized" exactly); the v2 error rides along."""
+    if code in ("missing_api_key", "invalid_api_key", "insufficient_scope"):
+        return {"message": "Unauthorized"}
+    return {"message": message, **error_body(conn, code, message, details)}
 
 
 def cracker_error_response(conn: HTTPConnection, exc: CrackerError) -> JSONBytes:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cracker.api.deps import ClientKey, RuntimeDep, authenticate
+from cracker.api.params import MAX_WAIT_S, parse_task_id, parse_wait
 from cracker.api.envelope import JSONBytes, task_envelope
 from cracker.api.responses import AUTH, COMMON, errors
 from cracker.api.schemas import DeliveriesModel, TaskEnvelope
@@ -22,8 +23,6 @@ from cracker.domain.task_types import TASK_TYPES, CallbackUrl, TaskType, resolve
 from cracker.runtime import Runtime
 
 router = APIRouter(prefix="/v2/tasks", tags=["tasks"])
-#: The longest a GET may hold for the task to end (long-poll).
-MAX_WAIT_S = 60
 
 _CREATE_ERRORS = errors(
     *AUTH, *COMMON, "validation_failed", "invalid_request", "offer_not_found", "insufficient_balance",
@@ -146,37 +145,14 @@ async def read_task(request: Request) -> Response:
     ahead of FastAPI; the FastAPI route below describes it in /openapi.json and answers the same.
     """
     key = await authenticate(request, Scope.CLIENT)
-    task_id = _task_id(request.path_params["task_id"])
-    wait_s = _wait_seconds(request.query_params.get("wait"))
+    task_id = parse_task_id(request.path_params["task_id"])
+    wait_s = parse_wait(request.query_params.get("wait"))
     runtime: Runtime = request.app.state.runtime
     if wait_s:
         task = await runtime.tasks.wait(key.account_id, task_id, wait_s)
     else:
         task = await runtime.tasks.get(key.account_id, task_id)
     return JSONBytes(task_envelope(request, task))
-
-
-def _task_id(raw_id: str) -> str:
-    try:
-        return str(UUID(raw_id))
-    except ValueError:
-        raise ValidationFailed(
-            [FieldError("task_id", "uuid_parsing", f"Input should be a valid UUID, got {raw_id[:64]!r}")]
-        ) from None
-
-
-def _wait_seconds(raw: str | None) -> float:
-    if raw is None or raw == "":
-        return 0.0
-    try:
-        wait_s = float(raw)
-    except ValueError:
-        wait_s = float("nan")
-    if not 0 <= wait_s <= MAX_WAIT_S:  # also refuses nan
-        raise ValidationFailed(
-            [FieldError("wait", "out_of_range", f"wait must be a number of seconds from 0 to {MAX_WAIT_S}")]
-        )
-    return wait_s
 
 
 fast_routes = [Route("/v2/tasks/{task_id}", read_task, methods=["GET"], include_in_schema=False)]
@@ -210,7 +186,7 @@ async def get_task(
     operation_id="cancel_task",
 )
 async def cancel_task(request: Request, task_id: str, runtime: RuntimeDep, key: ClientKey) -> Response:
-    task = await runtime.tasks.cancel(key.account_id, _task_id(task_id))
+    task = await runtime.tasks.cancel(key.account_id, parse_task_id(task_id))
     return JSONBytes(task_envelope(request, task))
 
 
@@ -222,7 +198,7 @@ async def cancel_task(request: Request, task_id: str, runtime: RuntimeDep, key: 
     operation_id="list_task_deliveries",
 )
 async def list_deliveries(request: Request, task_id: str, runtime: RuntimeDep, key: ClientKey) -> Response:
-    logs = await runtime.webhooks.log(key.account_id, _task_id(task_id))
+    logs = await runtime.webhooks.log(key.account_id, parse_task_id(task_id))
     return JSONBytes({
         "deliveries": [
             {
