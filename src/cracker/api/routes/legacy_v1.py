@@ -114,7 +114,7 @@ async def recaptcha_v3_enterprise(request: Request, url: Text = None, sitekey: T
 
 @router.get("/task/vercel", response_model=V1Created, summary="v1: create a Vercel task")
 @router.get("/task/vercel/", include_in_schema=False)
-async def vercel(request: Request, challengeToken: Text = None) -> Response:  # noqa: N803 - v1's name
+async def vercel(request: Request, challengeToken: Text = None) -> Response:
     return await _create(request, "vercel", _present(challenge_token=challengeToken))
 
 

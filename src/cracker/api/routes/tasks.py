@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import reduce
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Query, Request
 from pydantic import BaseModel, Field, create_model
@@ -12,13 +11,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cracker.api.deps import ClientKey, RuntimeDep, authenticate
-from cracker.api.params import MAX_WAIT_S, parse_task_id, parse_wait
 from cracker.api.envelope import JSONBytes, task_envelope
+from cracker.api.params import MAX_WAIT_S, parse_task_id, parse_wait
 from cracker.api.responses import AUTH, COMMON, errors
 from cracker.api.schemas import DeliveriesModel, TaskEnvelope
 from cracker.domain.accounts import Scope
 from cracker.domain.clock import rfc3339
-from cracker.domain.errors import FieldError, OfferNotFound, ValidationFailed
+from cracker.domain.errors import OfferNotFound
 from cracker.domain.task_types import TASK_TYPES, CallbackUrl, TaskType, resolve_type
 from cracker.runtime import Runtime
 
