@@ -6,12 +6,14 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cracker import cli_solve
 from cracker.config import Settings
 from cracker.domain.accounts import Scope
 from cracker.domain.errors import CrackerError
@@ -28,6 +30,7 @@ offers_app = typer.Typer(help="Manage the price list.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(offers_app, name="offers")
+app.command("solve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(cli_solve.solve)
 
 console = Console()
 err_console = Console(stderr=True)
