@@ -27,6 +27,7 @@ ADDED_API_ERRORS = {
     "method_not_allowed": (405, False),
     "payload_too_large": (413, False),
     "no_solver_available": (422, False),
+    "lease_lost": (409, False),
 }
 PUBLISHED_TASK_ERRORS = {
     "invalid_params", "missing_param", "invalid_base64", "no_proxy", "error_render", "challenge_error",
@@ -35,7 +36,7 @@ PUBLISHED_TASK_ERRORS = {
     "recaptcha_timeout", "hcaptcha_timeout", "solve_timeout", "upstream_timeout", "upstream_error",
     "empty_token", "no_token", "cancelled", "general_error",
 }
-ADDED_TASK_ERRORS = {"challenge_expired", "unsupported_challenge", "no_solution", "invalid_image"}
+ADDED_TASK_ERRORS = {"challenge_expired", "unsupported_challenge", "no_solution", "invalid_image", "worker_lost"}
 CHARGED = {"proxy_blocked", "proxy_error", "ip_blocked_by_cloudflare", "bot_detected_by_cloudflare",
            "too_many_attempts_solving"}
 
@@ -88,3 +89,14 @@ async def test_docs_base_url_is_configurable(api_factory) -> None:  # type: igno
             body = (await client.get("/v2/balance")).json()
     assert body["error"]["doc_url"] == "https://docs.example.com/errors/missing-api-key"
     assert re.fullmatch(r"[0-9a-f-]{36}", body["error"]["request_id"])
+
+
+async def test_offers_state_price_solver_and_work_bound(api: Api) -> None:
+    async with api.client() as client:
+        offers = {o["type"]: o for o in (await client.get("/v2/offers")).json()["offers"]}
+    assert offers["turnstile"]["price"] == "0.0009" and offers["turnstile"]["solved_by"] == "sandbox"
+    assert offers["cf-clearance"]["solved_by"] == "pool"
+    for pow_type in ("altcha", "cap", "mcaptcha", "friendly-captcha", "pow-sha256"):
+        assert offers[pow_type]["solved_by"] == "built-in"
+        assert offers[pow_type]["work_limit"]
+    assert offers["turnstile"]["work_limit"] is None

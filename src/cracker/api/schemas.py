@@ -70,6 +70,11 @@ class OfferModel(BaseModel):
         description="built-in: our own solver; sandbox: the vendor's test keys only; pool: attached workers"
     )
     description: str
+    work_limit: str | None = Field(
+        default=None,
+        description="Proof of work: the most work spent before the task is rejected (no_solution); "
+        "the task's deadline bounds it too",
+    )
 
 
 class OffersModel(BaseModel):

@@ -8,10 +8,17 @@ import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from cracker.domain.images import image_problem
 from cracker.domain.pow_challenges import (
+    ALTCHA_V1_MAX_NUMBER,
+    ALTCHA_V2_MAX_COUNTERS,
+    CAP_MAX_ATTEMPTS,
+    FRIENDLY_MAX_ATTEMPTS,
+    MCAPTCHA_MAX_ATTEMPTS,
+    POW_SHA256_MAX_ATTEMPTS,
     AltchaTask,
     CapTask,
     FriendlyCaptchaTask,
@@ -77,6 +84,15 @@ class ImageToTextTask(_Fields):
         default=None, description="The characters the answer may contain"
     )
 
+    @field_validator("image_b64")
+    @classmethod
+    def _readable_image(cls, value: str) -> str:
+        # Runs after the base64 check, so the value decodes; only the image header is read here.
+        problem = image_problem(base64.b64decode(value))
+        if problem is not None:
+            raise PydanticCustomError("invalid_image", problem)
+        return value
+
 
 class TurnstileTask(_Fields):
     url: Url
@@ -119,17 +135,26 @@ class TaskType:
     #: Who solves it: "built-in" (our own solver), "sandbox" (test keys only), "pool" (attached workers).
     solved_by: str
     aliases: tuple[str, ...] = ()
+    #: The most work a proof-of-work solver spends before it rejects the task (``no_solution``);
+    #: the task's deadline bounds it too.
+    work_limit: str | None = None
 
 
 TASK_TYPES: dict[str, TaskType] = {
     t.name: t
     for t in (
         TaskType("image-to-text", ImageToTextTask, "Read the text of a distorted-text image", "built-in"),
-        TaskType("altcha", AltchaTask, "ALTCHA proof of work (v1 and v2 challenges)", "built-in"),
-        TaskType("cap", CapTask, "Cap (cap.js) proof of work", "built-in"),
-        TaskType("mcaptcha", McaptchaTask, "mCaptcha proof of work", "built-in"),
-        TaskType("friendly-captcha", FriendlyCaptchaTask, "Friendly Captcha v1 puzzle", "built-in"),
-        TaskType("pow-sha256", PowSha256Task, "SHA-256 leading-zero proof of work", "built-in"),
+        TaskType("altcha", AltchaTask, "ALTCHA proof of work (v1 and v2 challenges)", "built-in",
+                 work_limit=f"v1: maxnumber + 1 hashes (maxnumber <= {ALTCHA_V1_MAX_NUMBER:,}); "
+                 f"v2: {ALTCHA_V2_MAX_COUNTERS:,} counters"),
+        TaskType("cap", CapTask, "Cap (cap.js) proof of work", "built-in",
+                 work_limit=f"{CAP_MAX_ATTEMPTS:,} hashes over all sub-challenges"),
+        TaskType("mcaptcha", McaptchaTask, "mCaptcha proof of work", "built-in",
+                 work_limit=f"{MCAPTCHA_MAX_ATTEMPTS:,} nonces"),
+        TaskType("friendly-captcha", FriendlyCaptchaTask, "Friendly Captcha v1 puzzle", "built-in",
+                 work_limit=f"{FRIENDLY_MAX_ATTEMPTS:,} hashes over all solutions"),
+        TaskType("pow-sha256", PowSha256Task, "SHA-256 leading-zero proof of work", "built-in",
+                 work_limit=f"{POW_SHA256_MAX_ATTEMPTS:,} nonces"),
         TaskType("turnstile", TurnstileTask, "Cloudflare Turnstile token", "sandbox"),
         TaskType("hcaptcha", HcaptchaTask, "hCaptcha token", "sandbox", aliases=("noname",)),
         TaskType("recaptcha-v2", RecaptchaTask, "reCAPTCHA v2 token", "sandbox"),

@@ -30,6 +30,7 @@ async def list_offers(runtime: RuntimeDep) -> Response:
             {
                 "type": o.type, "price": format_usd(o.price), "currency": "USD",
                 "solved_by": TASK_TYPES[o.type].solved_by, "description": TASK_TYPES[o.type].summary,
+                "work_limit": TASK_TYPES[o.type].work_limit,
             }
             for o in offers
         ]
