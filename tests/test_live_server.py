@@ -147,3 +147,31 @@ def test_bad_input_gets_a_4xx_envelope_and_leaves_nothing(live_server: LiveServe
     assert "Traceback" not in response.text
     assert balance == {"balance": "1.0000", "held": "0.0000", "currency": "USD"}
     assert healthy == 200
+
+
+@pytest.mark.parametrize("callback_url", ["http://[::1", "http://example.com:99999/x", "http://:80/x"])
+def test_unparseable_callback_urls_are_refused(live_server: LiveServer, bad_input_key: str, callback_url: str) -> None:
+    response = httpx.post(f"{live_server.base_url}/v2/tasks/turnstile", headers={"x-solvium-auth": bad_input_key},
+                          json={**TURNSTILE, "callback_url": callback_url})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["field"] == "callback_url"
+
+
+def test_integers_beyond_64_bits_in_a_vendor_object_survive(live_server: LiveServer) -> None:
+    import time
+
+    import capjs_server
+
+    _, key = live_server.new_account("1.00")
+    challenge = capjs_server.CapServer("k" * 32, challenge_count=2, challenge_size=8,
+                                       challenge_difficulty=1).create_challenge()
+    challenge["vendor_extra"] = 10**30  # kept as the site sent it, though no 64-bit integer holds it
+    with httpx.Client(base_url=live_server.base_url, headers={"x-solvium-auth": key}) as client:
+        created = client.post("/v2/tasks/cap", json={"challenge": challenge})
+        assert created.status_code == 201, created.text
+        for _ in range(200):
+            task = client.get(f"/v2/tasks/{created.json()['task_id']}").json()
+            if task["status"] in ("completed", "rejected"):
+                break
+            time.sleep(0.05)
+    assert task["status"] == "completed", task

@@ -7,6 +7,7 @@ import binascii
 import re
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -60,7 +61,22 @@ def standard_base64(limit: int) -> AfterValidator:
 
 
 Url = Annotated[str, Field(pattern=URL_PATTERN, max_length=2048, description="Page URL, http(s)://...")]
-CallbackUrl = Annotated[str, Field(pattern=URL_PATTERN, max_length=2048, description="Webhook URL, http(s)://...")]
+def _parseable_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises on a bad port
+    except ValueError as exc:
+        raise PydanticCustomError("url_parsing", "Not a valid URL: {reason}", {"reason": str(exc)}) from None
+    if not parts.hostname or (port is not None and not 0 < port < 65536):
+        raise PydanticCustomError("url_parsing", "The URL has no host or a bad port")
+    return value
+
+
+CallbackUrl = Annotated[
+    str,
+    Field(pattern=URL_PATTERN, max_length=2048, description="Webhook URL, http(s)://..."),
+    AfterValidator(_parseable_url),
+]
 Proxy = Annotated[
     str, Field(pattern=PROXY_PATTERN, max_length=512, description="scheme://[user:pass@]host:port")
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,9 +26,10 @@ from cracker.domain.errors import (
 from cracker.domain.money import format_usd
 from cracker.domain.tasks import ClaimedTask, Task, TaskStatus, TaskView
 from cracker.domain.webhooks import forbidden_host
+from cracker.domain.workers import Completion
 from cracker.metrics import Metrics
 from cracker.service.events import Notifier
-from cracker.store import idempotency, webhooks
+from cracker.store import idempotency, leases, webhooks
 from cracker.store.sql import IntegrityError, Store, Writer
 
 #: How long an Idempotency-Key names its task.
@@ -56,9 +58,11 @@ def _reject_in(
 
 
 def _request_hash(task_type: str, params: dict[str, Any], callback_url: str | None) -> str:
-    canonical = orjson.dumps(
-        {"type": task_type, "params": params, "callback_url": callback_url}, option=orjson.OPT_SORT_KEYS
-    )
+    request = {"type": task_type, "params": params, "callback_url": callback_url}
+    try:
+        canonical = orjson.dumps(request, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # integers beyond 64 bits
+        canonical = json.dumps(request, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -73,6 +77,10 @@ class SolverCapacity(Protocol):
     """What the service asks of the solving side at creation: can anything take this task?"""
 
     def can_serve(self, task_type: str, params: Mapping[str, Any]) -> bool: ...
+
+    def pool_only(self, task_type: str, params: Mapping[str, Any]) -> bool:
+        """True when no built-in solver accepts the task: only an attached pool may lease it."""
+        ...
 
 
 class TaskService:
@@ -133,6 +141,7 @@ class TaskService:
                 f"No built-in solver accepts this {task_type} task and no worker pool serving "
                 f"{task_type} is attached"
             )
+        pool_only = self._capacity.pool_only(task_type, params)
         task_id = new_id()
         at = now()
 
@@ -141,7 +150,7 @@ class TaskService:
                 return None
             task = tx.insert_task(
                 task_id=task_id, account_id=account_id, task_type=task_type, params=params, price=price,
-                now=at, deadline_at=at + self._task_timeout_s, callback_url=callback_url,
+                now=at, deadline_at=at + self._task_timeout_s, callback_url=callback_url, pool_only=pool_only,
             )
             if idempotency_key is not None:
                 idempotency.remember_key(
@@ -207,9 +216,30 @@ class TaskService:
             raise NotFound(f"No task {task_id}")
         return task
 
-    async def claim(self, types: Sequence[str], owner: str, limit: int, lease_s: float) -> list[ClaimedTask]:
+    async def claim(
+        self, types: Sequence[str], owner: str, limit: int, lease_s: float, *, builtin_only: bool = False
+    ) -> list[ClaimedTask]:
         at = now()
-        return await self._store.write(lambda tx: tx.claim_tasks(types, owner, limit, lease_s, at))
+        return await self._store.write(
+            lambda tx: tx.claim_tasks(types, owner, limit, lease_s, at, builtin_only=builtin_only)
+        )
+
+    async def complete_many(self, items: Sequence[Completion]) -> list[Task | None]:
+        """``complete`` for a batch, in one transaction (group commit): one answer per item, None
+        where the lease was lost."""
+        at = now()
+
+        def work(tx: Writer) -> dict[tuple[str, int], Task]:
+            done = leases.complete_fenced(tx, [(c.task_id, c.lease_owner, c.attempt, c.solution) for c in items], at)
+            # Account rows are locked in one order by every batch: two batches never deadlock.
+            for task in sorted(done, key=lambda t: (t.account_id, t.id)):
+                _settle_finished(tx, task, capture=True, at=at)
+            return {(task.id, task.attempts): task for task in done}
+
+        done = await self._store.write(work)
+        for task in done.values():
+            self._finished(task)
+        return [done.get((c.task_id, c.attempt)) for c in items]
 
     async def complete(self, claim: ClaimedTask, solution: dict[str, Any]) -> Task | None:
         """Record a solution and capture the hold; None when the lease was lost (result dropped)."""

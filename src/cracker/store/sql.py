@@ -7,6 +7,7 @@ methods; a unit of work is one transaction.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -44,7 +45,11 @@ _GET_PRICE = select(offers.c.price).where(offers.c.type == bindparam("task_type"
 
 
 def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        # orjson stops at 64-bit integers; a vendor challenge may carry larger ones, echoed exactly.
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 _TASK_COLUMNS = [c.name for c in tasks.columns]
@@ -62,7 +67,9 @@ def _task_from_row(row: Any) -> Task:
         account_id=row[1],
         type=row[2],
         status=TaskStatus(row[3]),
-        params=orjson.loads(row[4]),
+        # The stdlib parser keeps integers of any size exact (orjson turns large ones into floats);
+        # params are read by solvers only, never on the polling path.
+        params=json.loads(row[4]),
         solution=orjson.loads(row[5]) if row[5] is not None else None,
         error_code=row[6],
         error_message=row[7],

@@ -87,7 +87,10 @@ class WebhookDispatcher:
         while True:
             try:
                 due = await self._service.claim_due(self._concurrency, lease_s=60)
-                await asyncio.gather(*(self._deliver(d) for d in due))
+                outcomes = await asyncio.gather(*(self._deliver(d) for d in due), return_exceptions=True)
+                for delivery, outcome in zip(due, outcomes, strict=True):
+                    if isinstance(outcome, BaseException):
+                        log.error("webhook %s failed: %r", delivery.id, outcome)
             except Exception:
                 log.exception("webhook dispatch failed; retrying")
                 due = []
@@ -117,8 +120,10 @@ class WebhookDispatcher:
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+        except Exception as exc:
+            # httpx raises ValueError, not HTTPError, for some malformed URLs: the receiver's
+            # problem to report, never the dispatcher's to die of.
+            error = f"{type(exc).__name__}: {exc}"[:500]
         attempt = DeliveryAttempt(
             delivery.id, attempt_no, at, status_code, error, int((time.monotonic() - started) * 1000)
         )
