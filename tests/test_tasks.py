@@ -147,7 +147,6 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
                      "proxy": "http://user:pass@10.0.0.1:8080"},
     "cf-clearance": {"url": "https://a.example", "challenge_body_b64": PAGE_B64, "proxy": "socks5://1.2.3.4:1080"},
     "vercel": {"challenge_token": "2.1700000000.60.abc"},
-    "image-to-text": {"image_b64": "iVBORw0KGgo=", "case_sensitive": False, "min_length": 4, "max_length": 8},
     "turnstile": {"url": "https://a.example", "site_key": "0x4AAAAreal", "cdata": "x"},
 }
 

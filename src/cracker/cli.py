@@ -113,6 +113,41 @@ def migrate() -> None:
     console.print("database is at the newest schema")
 
 
+@app.command()
+def worker(
+    types: Annotated[
+        list[str] | None,
+        typer.Option("--types", help="Task types to serve (repeat, or comma-separated); default: all built-in"),
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Tasks solved at once (default: CRACKER_WORKER_CONCURRENCY)")]
+    = None,
+    name: Annotated[str, typer.Option(help="Name shown in the worker registry")] = "worker-process",
+) -> None:
+    """Run the built-in solvers as a separate process against the shared database (run `migrate` first)."""
+    from cracker.domain.task_types import resolve_type
+    from cracker.worker.process import run_worker
+
+    settings = Settings()
+    wanted: set[str] = set()
+    for item in types or ():
+        for raw in item.split(","):
+            resolved = resolve_type(raw.strip())
+            if resolved is None:
+                raise typer.BadParameter(f"unknown task type {raw.strip()!r}", param_hint="--types")
+            wanted.add(resolved.name)
+    if concurrency is not None and concurrency < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--concurrency")
+    run = run_worker(
+        settings, types=frozenset(wanted) or None, concurrency=concurrency or settings.worker_concurrency, name=name
+    )
+    try:
+        import uvloop
+
+        uvloop.run(run)
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        asyncio.run(run)
+
+
 @accounts_app.command("create")
 def accounts_create(
     name: Annotated[str, typer.Option(help="Account name")],
@@ -183,3 +218,43 @@ def main() -> None:
     # Alembic's per-migration INFO lines are noise in a CLI.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     app()
+
+
+@app.command("train-ocr")
+def train_ocr(
+    out: Annotated[Path, typer.Option(help="Folder for model.onnx, model.json and checkpoint.pt")] = Path("ocr-model"),
+    steps: Annotated[int, typer.Option(help="Optimiser steps")] = 6000,
+    minutes: Annotated[
+        float | None, typer.Option(help="Stop after this long; the learning rate then follows the clock")
+    ] = 45,
+    batch_size: Annotated[int, typer.Option(help="Images per step")] = 64,
+    learning_rate: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule)")] = 2e-3,
+    threads: Annotated[int, typer.Option(help="Torch threads")] = 1,
+    workers: Annotated[int, typer.Option(help="Processes drawing captchas")] = 1,
+    finetune: Annotated[
+        Path | None, typer.Option(help="Folder of your labelled images (name 'label_xx.png' or labels.tsv) to mix in")
+    ] = None,
+    init: Annotated[Path | None, typer.Option(help="checkpoint.pt to start from (fine-tuning)")] = None,
+    evaluate: Annotated[int, typer.Option(help="Fresh images per generator to score at the end (0: none)")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic image stream")] = 1,
+) -> None:
+    """Train the image-to-text model (needs the ocr-train extra: torch and the captcha generators)."""
+    from cracker.ocr_training.commands import train
+
+    train(out, steps, minutes, batch_size, learning_rate, threads, workers, finetune, init, evaluate, seed)
+
+
+@app.command("eval-ocr")
+def eval_ocr(
+    folder: Annotated[Path | None, typer.Argument(help="Folder of labelled images")] = None,
+    generated: Annotated[int, typer.Option(help="Also score this many fresh images per generator")] = 0,
+    model: Annotated[Path | None, typer.Option(help="model.onnx to score (default: the shipped one)")] = None,
+    case_sensitive: Annotated[bool, typer.Option(help="Count a case difference as an error")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for the generated images")] = 12345,
+) -> None:
+    """Sequence and character accuracy of the OCR model on a labelled folder and/or fresh captchas."""
+    from cracker.ocr_training.commands import evaluate
+
+    if folder is None and not generated:
+        raise typer.BadParameter("give a FOLDER or --generated N")
+    evaluate(folder, generated, model, case_sensitive, seed)

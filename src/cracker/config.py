@@ -40,3 +40,11 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     #: How often the reaper looks for tasks past their deadline.
     reaper_interval_s: float = Field(default=0.5, gt=0)
+    #: A worker's lease on a task (and its registration) lasts this long without a heartbeat;
+    #: workers heartbeat every third of it. A task whose worker died is back in the queue this
+    #: long after the worker's last heartbeat (plus at most one reaper interval).
+    lease_s: float = Field(default=10.0, ge=1)
+    #: Leases a task may be granted; when the last one expires too, the task is rejected ``worker_lost``.
+    max_attempts: int = Field(default=3, ge=1)
+    #: How often an API process re-reads which task types have live workers (per-type capacity).
+    capacity_refresh_s: float = Field(default=1.0, gt=0)

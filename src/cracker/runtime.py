@@ -9,20 +9,17 @@ from dataclasses import dataclass, field
 from cracker.config import Settings
 from cracker.metrics import Metrics
 from cracker.service.accounts import AccountService
+from cracker.service.capacity import LiveCapacity
+from cracker.service.completions import CompletionBatcher
 from cracker.service.events import Notifier
 from cracker.service.offers import OfferService
+from cracker.service.pg_notifier import notifier_for
 from cracker.service.tasks import TaskService
 from cracker.service.webhooks import WebhookService
-from cracker.solvers.pow import (
-    AltchaSolver,
-    CapSolver,
-    FriendlyCaptchaSolver,
-    McaptchaSolver,
-    PowEngine,
-    PowSha256Solver,
-)
+from cracker.service.workers import WorkerService
+from cracker.solvers.builtin import builtin_solvers
+from cracker.solvers.pow import PowEngine
 from cracker.solvers.registry import SolverRegistry
-from cracker.solvers.sandbox import SandboxSolver
 from cracker.store.migrate import migrate
 from cracker.store.sql import Store, open_store
 from cracker.worker.runtime import Reaper, WorkerRuntime
@@ -42,6 +39,10 @@ class Runtime:
     webhooks: WebhookService
     solvers: SolverRegistry
     pow_engine: PowEngine
+    notifier: Notifier
+    capacity: LiveCapacity
+    completions: CompletionBatcher
+    worker_service: WorkerService
     workers: list[WorkerRuntime] = field(default_factory=list)
     reaper: Reaper | None = None
     dispatcher: WebhookDispatcher | None = None
@@ -54,36 +55,37 @@ class Runtime:
         store = open_store(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         metrics = Metrics()
         pow_engine = PowEngine(settings.cpu_workers or None)
-        solvers = SolverRegistry([
-            SandboxSolver(),
-            PowSha256Solver(pow_engine),
-            AltchaSolver(pow_engine),
-            CapSolver(pow_engine),
-            McaptchaSolver(pow_engine),
-            FriendlyCaptchaSolver(pow_engine),
-        ])
+        solvers = builtin_solvers(pow_engine)
+        notifier = notifier_for(settings.database_url)
+        await notifier.start()
+        capacity = LiveCapacity(
+            solvers, store, local_builtin=settings.in_process_workers, refresh_s=settings.capacity_refresh_s
+        )
+        await capacity.refresh()
+        capacity.start()
         tasks = TaskService(
-            store, solvers, Notifier(), metrics, task_timeout_s=settings.task_timeout_s,
+            store, capacity, notifier, metrics, task_timeout_s=settings.task_timeout_s,
             allow_private_callbacks=settings.webhook_allow_private,
         )
         webhooks = WebhookService(store, backoff_scale=settings.webhook_backoff_scale)
+        completions = CompletionBatcher(tasks)
+        completions.start()
+        worker_service = WorkerService(
+            store, tasks, capacity, completions, lease_s=settings.lease_s, max_attempts=settings.max_attempts
+        )
         runtime = cls(
             settings=settings, store=store, metrics=metrics,
             accounts=AccountService(store, auth_cache_s=settings.auth_cache_s),
             offers=OfferService(store), tasks=tasks, webhooks=webhooks, solvers=solvers, pow_engine=pow_engine,
+            notifier=notifier, capacity=capacity, completions=completions, worker_service=worker_service,
         )
         if settings.in_process_workers:
             await pow_engine.start()
-            worker = WorkerRuntime(
-                tasks, solvers, concurrency=settings.worker_concurrency,
-                # In-process, the lease outlives the task's deadline: the deadline, not the lease,
-                # bounds the work, and the process that leased the task is the one that reports it.
-                lease_s=settings.task_timeout_s + 30,
-            )
-            worker.start()
+            worker = WorkerRuntime(tasks, solvers, worker_service, concurrency=settings.worker_concurrency)
+            await worker.start()
             runtime.workers.append(worker)
         # Deadlines hold whoever solves: a task nobody takes is still rejected on time.
-        runtime.reaper = Reaper(tasks, settings.reaper_interval_s)
+        runtime.reaper = Reaper(tasks, settings.reaper_interval_s, worker_service)
         runtime.reaper.start()
         runtime.dispatcher = WebhookDispatcher(
             webhooks, docs_base=(settings.docs_base_url or settings.public_url).rstrip("/"),
@@ -99,5 +101,8 @@ class Runtime:
             await self.reaper.stop()
         for worker in self.workers:
             await worker.stop()
+        await self.completions.stop()
+        await self.capacity.stop()
+        await self.notifier.close()
         await self.pow_engine.close()
         await self.store.close()

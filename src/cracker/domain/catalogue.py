@@ -74,6 +74,9 @@ _SPECS: tuple[ErrorSpec, ...] = (
          "No built-in solver accepts this task and no worker pool serving its type is attached.",
          "Token captchas with real site keys need an attached worker pool; the built-in sandbox "
          "answers only the vendors' documented test keys."),
+    _api("lease_lost", 409, False, "This worker no longer holds the task's lease; the result was dropped.",
+         "The lease expired (no heartbeat in time) and the task went back to the queue, or it ended "
+         "otherwise. Heartbeat more often than heartbeat_interval_s and drop the task."),
     # --- Task-rejection errors of the published list ---
     _task("Input", "invalid_params", "Invalid task parameters.", "Re-check required fields."),
     _task("Input", "missing_param", "A required parameter is missing.",
@@ -124,6 +127,9 @@ _SPECS: tuple[ErrorSpec, ...] = (
           "The challenge is malformed or was tampered with; fetch a fresh one."),
     _task("Input", "invalid_image", "The image cannot be read.",
           "Send a single-frame PNG, JPEG or GIF within the size limits, standard base64."),
+    _task("Lifecycle", "worker_lost", "The workers that leased this task stopped responding.",
+          "Transient: the task was retried on other workers as many times as the server allows. "
+          "Retry.", retryable=True),
 )
 
 CATALOGUE: dict[str, ErrorSpec] = {spec.code: spec for spec in _SPECS}

@@ -105,6 +105,10 @@ class NoSolverAvailable(CrackerError):
     code = "no_solver_available"
 
 
+class LeaseLost(CrackerError):
+    code = "lease_lost"
+
+
 class TaskRejected(Exception):
     """Raised by a solver (or the lifecycle) to end a task ``rejected`` with a task error code."""
 

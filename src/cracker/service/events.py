@@ -15,6 +15,12 @@ class Notifier:
         self._work = asyncio.Event()
         self._finished: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
 
+    async def start(self) -> None:
+        """Nothing to start in one process; the PostgreSQL notifier connects here."""
+
+    async def close(self) -> None:
+        """Nothing to close in one process."""
+
     def task_created(self) -> None:
         self._work.set()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -192,14 +193,22 @@ class TaskService:
     async def wait(self, account_id: str, task_id: str, wait_s: float) -> TaskView:
         """The task once terminal, or as it is after ``wait_s`` seconds (long-poll)."""
         deadline = time.monotonic() + wait_s
-        while True:
-            view = await self.get(account_id, task_id)
-            remaining = deadline - time.monotonic()
-            if view.status.terminal or remaining <= 0:
-                return view
-            # The notification is the fast path; the bounded sleep covers one that was lost
-            # (or sent by another process without a shared notifier).
-            await self._notifier.wait_for_finish(task_id, min(remaining, 1.0))
+        # Watch before reading: an end that lands between the read and the wait still wakes us.
+        ended = self._notifier.watch(task_id)
+        try:
+            while True:
+                view = await self.get(account_id, task_id)
+                remaining = deadline - time.monotonic()
+                if view.status.terminal or remaining <= 0:
+                    return view
+                # The notification is the fast path; the bounded wait covers one that was lost.
+                try:
+                    await asyncio.wait_for(ended.wait(), min(remaining, 1.0))
+                except TimeoutError:
+                    pass
+                ended.clear()
+        finally:
+            self._notifier.unwatch(task_id, ended)
 
     async def cancel(self, account_id: str, task_id: str) -> TaskView:
         """End a live task ``rejected`` with ``cancelled`` (hold released); a terminal one is left as is."""

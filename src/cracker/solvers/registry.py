@@ -27,3 +27,6 @@ class SolverRegistry:
 
     def can_serve(self, task_type: str, params: Mapping[str, Any]) -> bool:
         return self.find(task_type, params) is not None
+
+    def pool_only(self, task_type: str, params: Mapping[str, Any]) -> bool:
+        return not self.can_serve(task_type, params)

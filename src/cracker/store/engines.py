@@ -68,8 +68,9 @@ def create_sqlite_engine(url: str, *, writer: bool | None, busy_timeout_ms: int)
     return engine
 
 
-def create_postgres_engine(url: str) -> AsyncEngine:
-    return create_async_engine(normalise_url(url), pool_size=10, max_overflow=10, pool_pre_ping=True)
+def create_postgres_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    # No pool_pre_ping: PostgresStore pings only connections that sat idle (see there).
+    return create_async_engine(normalise_url(url), pool_size=pool_size, max_overflow=pool_size)
 
 
 def create_migration_engine(url: str) -> AsyncEngine:

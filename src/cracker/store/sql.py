@@ -281,10 +281,9 @@ class Writer(Reader):
         )
         if builtin_only:
             pending = pending.where(tasks.c.pool_only.is_(False))
-        pending = self._lock_pending(pending)
         rows = self.conn.execute(
             update(tasks)
-            .where(tasks.c.id.in_(pending.scalar_subquery()), tasks.c.status == TaskStatus.PENDING.value)
+            .where(picked_ids(self.conn, pending), tasks.c.status == TaskStatus.PENDING.value)
             .values(
                 status=TaskStatus.RUNNING.value,
                 lease_owner=owner,
@@ -294,7 +293,7 @@ class Writer(Reader):
             )
             .returning(tasks)
         )
-        claimed = [_task_from_row(r) for r in rows]
+        claimed = sorted((_task_from_row(r) for r in rows), key=lambda t: t.created_at)  # RETURNING has no order
         return [ClaimedTask(task=t, lease_owner=owner, attempt=t.attempts) for t in claimed]
 
     def _lock_pending(self, query: Any) -> Any:
@@ -360,6 +359,20 @@ class Writer(Reader):
         # the same rows, and a row a worker is completing is skipped, never waited on while this
         # transaction holds account rows (which would deadlock).
         return [r.id for r in self.conn.execute(self._lock_pending(query))]
+
+
+def picked_ids(conn: Connection, query: Any) -> Any:
+    """``tasks.id IN (query)`` for an UPDATE, where ``query`` selects the ids of at most N rows.
+
+    PostgreSQL: the pick runs once, in a MATERIALIZED CTE, locking with SKIP LOCKED: concurrent
+    claimers (reapers) take disjoint rows instead of queueing on one another. As a plain subquery
+    the planner may run it again per candidate row, and ``LIMIT n`` then takes more than n rows.
+    SQLite: BEGIN IMMEDIATE already excludes every other writer.
+    """
+    if conn.dialect.name == "postgresql":
+        picked = query.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        return tasks.c.id.in_(select(picked.c.id))
+    return tasks.c.id.in_(query.scalar_subquery())
 
 
 class Store(ABC):

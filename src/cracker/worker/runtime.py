@@ -1,4 +1,9 @@
-"""The worker runtime: lease tasks, run solvers, report outcomes. Used in-process by `cracker serve`."""
+"""The worker runtime: lease tasks, run solvers, report outcomes, heartbeat.
+
+Used in-process by `cracker serve` and as the body of `cracker worker` processes. It registers in
+the worker registry (so that the API counts its types as served), keeps its leases alive with a
+heartbeat, and leases only tasks that a built-in solver accepts.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ from typing import Any
 from cracker.domain.clock import new_id
 from cracker.domain.errors import TaskRejected
 from cracker.domain.tasks import ClaimedTask
+from cracker.domain.workers import Completion, WorkerKind
 from cracker.service.tasks import TaskService
+from cracker.service.workers import WorkerService
 from cracker.solvers.base import Solution, SolveJob
 from cracker.solvers.registry import SolverRegistry
 
@@ -26,38 +33,74 @@ class WorkerRuntime:
         self,
         tasks: TaskService,
         solvers: SolverRegistry,
+        workers: WorkerService,
         *,
         concurrency: int,
-        lease_s: float,
         poll_s: float = 1.0,
+        name: str = "in-process",
+        types: frozenset[str] | None = None,
     ) -> None:
         self._tasks = tasks
         self._solvers = solvers
+        self._workers = workers
         self._concurrency = concurrency
-        self._lease_s = lease_s
         self._poll_s = poll_s
+        self._name = name
+        self._types = sorted(solvers.types if types is None else types & solvers.types)
         self.owner = f"{socket.gethostname()[:32]}:{new_id()[-12:]}"
         self._running: set[asyncio.Task[None]] = set()
         self._slot_free = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
 
     @property
     def concurrency(self) -> int:
         return self._concurrency
 
-    def start(self) -> None:
+    @property
+    def types(self) -> list[str]:
+        return self._types
+
+    async def start(self) -> None:
+        await self._register()
         self._loop_task = asyncio.create_task(self._run(), name="cracker-worker")
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="cracker-worker-heartbeat")
 
     async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
+        """Stop leasing, abandon the tasks in hand, and hand them back to the queue at once."""
+        for loop_task in (self._loop_task, self._heartbeat_task):
+            if loop_task is not None:
+                loop_task.cancel()
+                await asyncio.gather(loop_task, return_exceptions=True)
         for task in list(self._running):
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
+        try:
+            await self._workers.deregister(self.owner)
+        except Exception:
+            # Its leases expire by themselves; the reaper requeues them.
+            log.warning("could not deregister worker %s", self.owner, exc_info=True)
+
+    async def _register(self) -> None:
+        await self._workers.register(
+            kind=WorkerKind.BUILTIN, name=self._name, types=self._types, concurrency=self._concurrency,
+            worker_id=self.owner,
+        )
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self._workers.heartbeat_interval_s)
+            try:
+                if await self._workers.heartbeat(self.owner) is None:
+                    # Forgotten (this process stalled past its registration): join again. Tasks it
+                    # still solves were requeued meanwhile; their results will be refused.
+                    log.warning("worker %s was dropped from the registry; registering again", self.owner)
+                    await self._register()
+            except Exception:
+                log.warning("heartbeat failed; retrying", exc_info=True)
 
     async def _run(self) -> None:
-        types = sorted(self._solvers.types)
+        types = self._types
         while True:
             free = self._concurrency - len(self._running)
             if free <= 0:
@@ -65,7 +108,7 @@ class WorkerRuntime:
                 await self._slot_free.wait()
                 continue
             try:
-                claims = await self._tasks.claim(types, self.owner, free, self._lease_s)
+                claims = await self._workers.claim(self.owner, types, free, builtin_only=True)
             except Exception:
                 # The database may be busy or briefly gone; the loop must outlive that.
                 log.exception("claiming tasks failed; retrying")
@@ -120,7 +163,11 @@ class WorkerRuntime:
             token = solution.get("token")
             if not isinstance(token, str) or not token:
                 raise TaskRejected("empty_token", f"The {solver.name} solver returned no token")
-            await self._tasks.complete(claim, solution)
+            completed = await self._workers.complete(
+                Completion(task_id=task.id, lease_owner=claim.lease_owner, attempt=claim.attempt, solution=solution)
+            )
+            if completed is None:
+                log.warning("lease of task %s was lost before it was solved; result dropped", task.id)
         except TaskRejected as rejection:
             await self._report_rejection(claim, rejection.code, rejection.message)
         except asyncio.CancelledError:
@@ -138,10 +185,12 @@ class WorkerRuntime:
 
 
 class Reaper:
-    """Rejects live tasks past their deadline with ``solve_timeout`` (pending ones included)."""
+    """Rejects live tasks past their deadline with ``solve_timeout`` (pending ones included), and
+    returns tasks whose lease expired (their worker died) to the queue."""
 
-    def __init__(self, tasks: TaskService, interval_s: float) -> None:
+    def __init__(self, tasks: TaskService, interval_s: float, workers: WorkerService | None = None) -> None:
         self._tasks = tasks
+        self._workers = workers
         self._interval_s = interval_s
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -159,8 +208,12 @@ class Reaper:
             await asyncio.sleep(self._interval_s)
             try:
                 await self._tasks.reject_overdue()
+                if self._workers is not None:
+                    await self._workers.reap()
                 if time.monotonic() - last_purge > _PURGE_EVERY_S:
                     await self._tasks.purge_idempotency_keys()
+                    if self._workers is not None:
+                        await self._workers.forget_dead_workers()
                     last_purge = time.monotonic()
             except Exception:
                 log.exception("reaping overdue tasks failed; retrying")

@@ -21,10 +21,11 @@ router = APIRouter(tags=["status"])
 async def metrics(runtime: RuntimeDep) -> Response:
     m = runtime.metrics
     depths = await runtime.tasks.queue_depths()
-    slots = sum(worker.concurrency for worker in runtime.workers)
-    served = runtime.solvers.types
+    # Every live worker of the registry (in-process, worker processes, remote pools), as this
+    # process last saw it.
+    slots = runtime.capacity.slots()
     for task_type in TASK_TYPES:
         for status in ("pending", "running"):
             m.queue_depth.labels(task_type, status).set(depths.get((task_type, status), 0))
-        m.workers_available.labels(task_type).set(slots if task_type in served else 0)
+        m.workers_available.labels(task_type).set(slots.get(task_type, 0))
     return Response(m.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,151 @@
+"""End-to-end benchmark: create a task, solve it with a zero-work solver (the sandbox's Turnstile
+test key), observe its completion by long-poll (`GET /v2/tasks/{id}?wait=10`).
+
+    .venv/bin/python bench/e2e_bench.py            # about 2 minutes; needs a local PostgreSQL
+
+Two set-ups, each measured twice:
+- SQLite, one `cracker serve` process with its in-process worker;
+- PostgreSQL, two `cracker serve` processes (CRACKER_IN_PROCESS_WORKERS=false) and two
+  `cracker worker` processes, the load spread over both API processes.
+"idle": one client, one task at a time: latency from sending the create to receiving the completed
+envelope (p50, p99). "loaded": N concurrent clients, each in a create -> long-poll loop: completed
+tasks per second. The load generator runs on the same machine (a raw asyncio HTTP client, uvloop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cluster import Cluster, create_database, drop_database, free_port
+from _rawhttp import Connection
+
+BODY = {"url": "https://bench.example", "site_key": "1x00000000000000000000AA"}
+
+
+async def one_task(conn: Connection) -> float:
+    started = time.perf_counter()
+    status, created = await conn.request("POST", "/v2/tasks/turnstile", BODY)
+    if status != 201:
+        raise RuntimeError(f"create answered {status}: {created}")
+    path = f"/v2/tasks/{created['task_id']}?wait=10"
+    while True:
+        _, task = await conn.request("GET", path)
+        if task["status"] in ("completed", "rejected"):
+            if task["status"] != "completed":
+                raise RuntimeError(f"task rejected: {task}")
+            return time.perf_counter() - started
+
+
+async def idle_latency(ports: list[int], keys: list[str], count: int) -> list[float]:
+    conns = [Connection("127.0.0.1", p, keys[0]) for p in ports]
+    for conn in conns:  # warm-up: connections, caches, prepared statements
+        for _ in range(20):
+            await one_task(conn)
+    out = []
+    for i in range(count):
+        out.append(await one_task(conns[i % len(conns)]))
+        await asyncio.sleep(0.002)  # an idle queue: nothing else in flight
+    for conn in conns:
+        conn.close()
+    return out
+
+
+async def throughput(ports: list[int], keys: list[str], clients: int, seconds: float) -> tuple[float, list[float]]:
+    stop_at = 0.0
+    done: list[float] = []
+
+    async def client(index: int) -> None:
+        conn = Connection("127.0.0.1", ports[index % len(ports)], keys[index % len(keys)])
+        try:
+            while time.perf_counter() < stop_at:
+                latency = await one_task(conn)
+                if time.perf_counter() < stop_at:
+                    done.append(latency)
+        finally:
+            conn.close()
+
+    warm_until = time.perf_counter() + 2
+    stop_at = warm_until + 2 + seconds
+    runners = [asyncio.create_task(client(i)) for i in range(clients)]
+    await asyncio.sleep(max(0.0, warm_until + 2 - time.perf_counter()))
+    measured_from, counted_before = time.perf_counter(), len(done)
+    await asyncio.gather(*runners)
+    elapsed = min(time.perf_counter(), stop_at) - measured_from
+    measured = done[counted_before:]
+    return len(measured) / elapsed, measured
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000 if len(values) > 1 else 0.0
+
+
+def report(label: str, idle: list[float], rate: float, loaded: list[float], clients: int) -> str:
+    return (f"| {label} | {pct(idle, 50):.1f} ms | {pct(idle, 99):.1f} ms | {rate:,.0f} tasks/s "
+            f"({clients} clients) | {pct(loaded, 50):.1f} ms | {pct(loaded, 99):.1f} ms |")
+
+
+def run_setup(label: str, cluster: Cluster, ports: list[int], args: argparse.Namespace) -> str:
+    keys = [cluster.new_account("100000.00")[1] for _ in range(args.accounts)]
+    idle = uvloop.run(idle_latency(ports, keys, args.idle_tasks))
+    rate, loaded = uvloop.run(throughput(ports, keys, args.clients, args.seconds))
+    line = report(label, idle, rate, loaded, args.clients)
+    print(line, flush=True)
+    return line
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--idle-tasks", type=int, default=400)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--accounts", type=int, default=8, help="client accounts the load is spread over")
+    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    lines = ["| set-up | idle p50 | idle p99 | loaded throughput | loaded p50 | loaded p99 |",
+             "|---|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="cracker-e2e-"))
+
+    if args.only in (None, "sqlite"):
+        cluster = Cluster(f"sqlite:///{workdir / 'bench.db'}", workdir)
+        try:
+            cluster.migrate()
+            port = free_port()
+            cluster.start_api(port, in_process_workers=True)
+            cluster.wait_healthy(port)
+            lines.append(run_setup("SQLite, 1 process", cluster, [port], args))
+        finally:
+            cluster.stop()
+
+    if args.only in (None, "postgresql"):
+        name, url = create_database("cracker_e2e")
+        cluster = Cluster(url, workdir, worker_args=["--concurrency", "64"])
+        try:
+            cluster.migrate()
+            ports = [free_port(), free_port()]
+            for port in ports:
+                cluster.start_api(port)
+            for index in range(2):
+                cluster.start_worker(index)
+            for port in ports:
+                cluster.wait_healthy(port)
+            time.sleep(1.5)  # the API processes see the workers at their next registry refresh
+            lines.append(run_setup("PostgreSQL, 2 API + 2 worker processes", cluster, ports, args))
+        finally:
+            cluster.stop()
+            drop_database(name)
+    print(f"logs in {workdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Per-type capacity: which task types have a live worker right now, in this process's view.
+
+Creation asks ``can_serve`` on every request, so the answer comes from a snapshot of the worker
+registry refreshed in the background (every ``refresh_s``), never from a query per request. A
+worker registered through this process counts at once; one registered through another process
+counts within ``refresh_s``; a worker that stops heartbeating stops counting once its
+registration expires (one lease) and the next refresh sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from cracker.domain.clock import now
+from cracker.domain.workers import WorkerInfo, WorkerKind
+from cracker.solvers.registry import SolverRegistry
+from cracker.store import leases
+from cracker.store.sql import Store
+
+log = logging.getLogger("cracker.capacity")
+
+
+class LiveCapacity:
+    """``SolverCapacity`` over the built-in solvers and the live workers of the registry.
+
+    - A type served by a live remote pool: any task of it is accepted (the pool decides).
+    - A type served by a live built-in worker (this process's in-process worker, another server's,
+      or a `cracker worker` process): accepted when a built-in solver accepts the task, judged by
+      this process's registry of the same solvers (the sandbox's test keys, say).
+    - Otherwise: refused at creation (``no_solver_available``).
+    """
+
+    def __init__(
+        self, solvers: SolverRegistry, store: Store, *, local_builtin: bool, refresh_s: float = 1.0
+    ) -> None:
+        self._solvers = solvers
+        self._store = store
+        self._local_builtin = local_builtin
+        self._refresh_s = refresh_s
+        self._live: dict[str, WorkerInfo] = {}
+        self._builtin_types: frozenset[str] = frozenset()
+        self._remote_types: frozenset[str] = frozenset()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def can_serve(self, task_type: str, params: Mapping[str, Any]) -> bool:
+        if task_type in self._remote_types:
+            return True
+        if self._local_builtin or task_type in self._builtin_types:
+            return self._solvers.can_serve(task_type, params)
+        return False
+
+    def pool_only(self, task_type: str, params: Mapping[str, Any]) -> bool:
+        """No built-in solver accepts it: only a remote pool may lease it."""
+        return not self._solvers.can_serve(task_type, params)
+
+    def slots(self) -> dict[str, int]:
+        """Type -> solver slots of live workers serving it (the ``workers_available`` metric)."""
+        out: dict[str, int] = {}
+        at = now()
+        for worker in self._live.values():
+            if worker.live(at):
+                for task_type in worker.types:
+                    out[task_type] = out.get(task_type, 0) + worker.concurrency
+        return out
+
+    def note(self, worker: WorkerInfo) -> None:
+        """A worker registered (or heartbeated) through this process: count it without waiting."""
+        self._live[worker.id] = worker
+        self._recompute()
+
+    def forget(self, worker_id: str) -> None:
+        self._live.pop(worker_id, None)
+        self._recompute()
+
+    async def refresh(self) -> None:
+        at = now()
+        workers = await self._store.read(lambda r: leases.live_workers(r, at))
+        self._live = {w.id: w for w in workers}
+        self._recompute()
+
+    def _recompute(self) -> None:
+        at = now()
+        live = [w for w in self._live.values() if w.live(at)]
+        self._builtin_types = frozenset(t for w in live if w.kind is WorkerKind.BUILTIN for t in w.types)
+        self._remote_types = frozenset(t for w in live if w.kind is WorkerKind.REMOTE for t in w.types)
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="cracker-capacity")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_s)
+            try:
+                await self.refresh()
+            except Exception:
+                # Keep the last snapshot: a database hiccup must not make every type unservable.
+                log.warning("refreshing the worker registry failed; keeping the last view", exc_info=True)

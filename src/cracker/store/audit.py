@@ -1,0 +1,90 @@
+"""Consistency checks over the whole database, for the crash test and operators' audits.
+
+Read-only and unindexed on purpose (full scans): run them on a quiet system, not per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select
+
+from cracker.domain.tasks import TaskStatus
+from cracker.store.schema import ledger, tasks
+from cracker.store.sql import Reader
+
+_TERMINAL = (TaskStatus.COMPLETED.value, TaskStatus.REJECTED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerAudit:
+    tasks_by_status: dict[str, int]
+    #: Tasks whose money moved wrongly: no hold or several, a capture or release twice, both a
+    #: capture and a release, a completed task not captured, a terminal task never settled.
+    bad_holds: int
+    captured_twice: int
+    released_twice: int
+    captured_and_released: int
+    completed_not_captured: int
+    terminal_not_settled: int
+    live_but_settled: int
+    #: Tasks that were leased more than once (their worker died or lost the lease).
+    leased_again: int
+
+
+def audit_ledger(r: Reader) -> LedgerAudit:
+    per_task = (
+        select(
+            ledger.c.task_id,
+            func.sum(case((ledger.c.kind == "hold", 1), else_=0)).label("holds"),
+            func.sum(case((ledger.c.kind == "capture", 1), else_=0)).label("captures"),
+            func.sum(case((ledger.c.kind == "release", 1), else_=0)).label("releases"),
+        )
+        .where(ledger.c.task_id.is_not(None))
+        .group_by(ledger.c.task_id)
+        .subquery()
+    )
+    rows = r.conn.execute(
+        select(tasks.c.status, tasks.c.attempts, per_task.c.holds, per_task.c.captures, per_task.c.releases)
+        .select_from(tasks.outerjoin(per_task, per_task.c.task_id == tasks.c.id))
+    ).all()
+    by_status: dict[str, int] = {}
+    counts = dict.fromkeys(
+        ("bad_holds", "captured_twice", "released_twice", "both", "not_captured", "not_settled", "live_settled",
+         "again"), 0,
+    )
+    for status, attempts, holds, captures, releases in rows:
+        holds, captures, releases = holds or 0, captures or 0, releases or 0
+        by_status[status] = by_status.get(status, 0) + 1
+        counts["bad_holds"] += holds != 1
+        counts["captured_twice"] += captures > 1
+        counts["released_twice"] += releases > 1
+        counts["both"] += captures > 0 and releases > 0
+        counts["not_captured"] += status == TaskStatus.COMPLETED.value and captures != 1
+        counts["not_settled"] += status in _TERMINAL and captures + releases != 1
+        counts["live_settled"] += status not in _TERMINAL and captures + releases > 0
+        counts["again"] += attempts > 1
+    return LedgerAudit(
+        tasks_by_status=by_status, bad_holds=counts["bad_holds"], captured_twice=counts["captured_twice"],
+        released_twice=counts["released_twice"], captured_and_released=counts["both"],
+        completed_not_captured=counts["not_captured"], terminal_not_settled=counts["not_settled"],
+        live_but_settled=counts["live_settled"], leased_again=counts["again"],
+    )
+
+
+def not_terminal(r: Reader, task_ids: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Of these ids: (missing, not terminal)."""
+    ids = list(task_ids)
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        rows = r.conn.execute(select(tasks.c.id, tasks.c.status).where(tasks.c.id.in_(chunk)))
+        found.update((row[0], row[1]) for row in rows)
+    missing = [i for i in ids if i not in found]
+    live = [i for i in ids if i in found and found[i] not in _TERMINAL]
+    return missing, live
+
+
+def live_count(r: Reader) -> int:
+    return int(r.conn.execute(select(func.count()).where(tasks.c.status.not_in(_TERMINAL))).scalar_one())
