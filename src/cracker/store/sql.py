@@ -192,19 +192,13 @@ class Writer(Reader):
     def _ledger(
         self, account_id: str, task_id: str | None, kind: str, available: int, held: int, now: float
     ) -> None:
-        self.conn.execute(
-            insert(ledger).values(
-                account_id=account_id, task_id=task_id, kind=kind, available_delta=available,
-                held_delta=held, created_at=now,
-            )
-        )
+        self.conn.execute(_INSERT_LEDGER, {
+            "account_id": account_id, "task_id": task_id, "kind": kind, "available_delta": available,
+            "held_delta": held, "created_at": now,
+        })
 
     def top_up(self, account_id: str, amount: int, now: float) -> bool:
-        changed = self.conn.execute(
-            update(accounts)
-            .where(accounts.c.id == account_id)
-            .values(available=accounts.c.available + amount)
-        )
+        changed = self.conn.execute(_TOP_UP, {"p_account": account_id, "p_amount": amount})
         if changed.rowcount == 0:
             return False
         self._ledger(account_id, None, "topup", amount, 0, now)
@@ -216,11 +210,7 @@ class Writer(Reader):
         The balance check and the debit are one conditional UPDATE, so two concurrent creates can
         never both pass the check on the same money, on SQLite or PostgreSQL alike.
         """
-        changed = self.conn.execute(
-            update(accounts)
-            .where(accounts.c.id == account_id, accounts.c.available >= amount)
-            .values(available=accounts.c.available - amount, held=accounts.c.held + amount)
-        )
+        changed = self.conn.execute(_HOLD, {"p_account": account_id, "p_amount": amount})
         if changed.rowcount == 0:
             return False
         self._ledger(account_id, task_id, "hold", -amount, amount, now)
@@ -230,10 +220,7 @@ class Writer(Reader):
         """Capture (keep) or release (refund) a task's hold. The ledger's unique (task, kind) refuses a
         second settlement, which rolls the whole unit of work back."""
         amount = task.price
-        values = {"held": accounts.c.held - amount}
-        if not capture:
-            values["available"] = accounts.c.available + amount
-        self.conn.execute(update(accounts).where(accounts.c.id == task.account_id).values(**values))
+        self.conn.execute(_CAPTURE if capture else _RELEASE, {"p_account": task.account_id, "p_amount": amount})
         kind = "capture" if capture else "release"
         self._ledger(task.account_id, task.id, kind, 0 if capture else amount, -amount, now)
 
@@ -250,17 +237,11 @@ class Writer(Reader):
         callback_url: str | None = None,
         pool_only: bool = False,
     ) -> Task:
-        row = (
-            self.conn.execute(
-                insert(tasks)
-                .values(
-                    id=task_id, account_id=account_id, type=task_type, status=TaskStatus.PENDING.value,
-                    params=_dumps(params), price=price, created_at=now, deadline_at=deadline_at, attempts=0,
-                    callback_url=callback_url, pool_only=pool_only,
-                )
-                .returning(tasks)
-            )
-        ).one()
+        row = self.conn.execute(_INSERT_TASK, {
+            "id": task_id, "account_id": account_id, "type": task_type, "status": TaskStatus.PENDING.value,
+            "params": _dumps(params), "price": price, "created_at": now, "deadline_at": deadline_at,
+            "attempts": 0, "callback_url": callback_url, "pool_only": pool_only,
+        }).one()
         return _task_from_row(row)
 
     def claim_tasks(
@@ -273,26 +254,10 @@ class Writer(Reader):
         """
         if not types or limit <= 0:
             return []
-        pending = (
-            select(tasks.c.id)
-            .where(tasks.c.status == TaskStatus.PENDING.value, tasks.c.type.in_(list(types)))
-            .order_by(tasks.c.created_at)
-            .limit(limit)
-        )
-        if builtin_only:
-            pending = pending.where(tasks.c.pool_only.is_(False))
-        rows = self.conn.execute(
-            update(tasks)
-            .where(picked_ids(self.conn, pending), tasks.c.status == TaskStatus.PENDING.value)
-            .values(
-                status=TaskStatus.RUNNING.value,
-                lease_owner=owner,
-                lease_expires_at=now + lease_s,
-                started_at=func.coalesce(tasks.c.started_at, now),
-                attempts=tasks.c.attempts + 1,
-            )
-            .returning(tasks)
-        )
+        statement = _claim_statement(self.conn.dialect.name, builtin_only)
+        rows = self.conn.execute(statement, {
+            "p_types": list(types), "p_limit": limit, "p_owner": owner, "p_expires": now + lease_s, "p_now": now,
+        })
         claimed = sorted((_task_from_row(r) for r in rows), key=lambda t: t.created_at)  # RETURNING has no order
         return [ClaimedTask(task=t, lease_owner=owner, attempt=t.attempts) for t in claimed]
 
@@ -320,32 +285,12 @@ class Writer(Reader):
         With a ``fence`` (lease owner, attempt) only the worker that holds the current lease can
         finish the task: a worker whose lease expired and was re-granted updates zero rows.
         """
-        conditions = [tasks.c.id == task_id, tasks.c.status.in_(_LIVE)]
-        if fence is not None:
-            owner, attempt = fence
-            conditions += [
-                tasks.c.status == TaskStatus.RUNNING.value,
-                tasks.c.lease_owner == owner,
-                tasks.c.attempts == attempt,
-            ]
-        row = (
-            self.conn.execute(
-                update(tasks)
-                .where(and_(*conditions))
-                .values(
-                    status=status.value,
-                    solution=_dumps(solution) if solution is not None else None,
-                    error_code=error_code,
-                    error_message=error_message,
-                    # cost is what the account paid: the held price when captured, else zero.
-                    cost=tasks.c.price if cost_if_captured else 0,
-                    completed_at=now,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
-                .returning(tasks)
-            )
-        ).first()
+        owner, attempt = fence if fence is not None else (None, None)
+        row = self.conn.execute(_FINISH[(fence is not None, cost_if_captured)], {
+            "p_id": task_id, "p_owner": owner, "p_attempt": attempt, "p_status": status.value,
+            "p_solution": _dumps(solution) if solution is not None else None, "p_error_code": error_code,
+            "p_error_message": error_message, "p_now": now,
+        }).first()
         return _task_from_row(row) if row is not None else None
 
     def overdue_task_ids(self, now: float, limit: int) -> list[str]:
@@ -361,7 +306,87 @@ class Writer(Reader):
         return [r.id for r in self.conn.execute(self._lock_pending(query))]
 
 
-def picked_ids(conn: Connection, query: Any) -> Any:
+# --- prebuilt statements of the write path ---------------------------------------------------------
+# Built once with bind parameters: a statement assembled per call with literal values costs
+# SQLAlchemy 3-8x more (coercion and cache-key work per value) than the database spends on it.
+# (Bind names avoid the column names, which SQLAlchemy reserves in SET and VALUES clauses.)
+
+_INSERT_LEDGER = insert(ledger)
+_INSERT_TASK = insert(tasks).returning(tasks)
+_ACCOUNT = accounts.c.id == bindparam("p_account")
+_AMOUNT: Any = bindparam("p_amount")
+_TOP_UP = update(accounts).where(_ACCOUNT).values(available=accounts.c.available + _AMOUNT)
+_HOLD = (
+    update(accounts)
+    .where(_ACCOUNT, accounts.c.available >= _AMOUNT)
+    .values(available=accounts.c.available - _AMOUNT, held=accounts.c.held + _AMOUNT)
+)
+_CAPTURE = update(accounts).where(_ACCOUNT).values(held=accounts.c.held - _AMOUNT)
+_RELEASE = (
+    update(accounts).where(_ACCOUNT).values(held=accounts.c.held - _AMOUNT, available=accounts.c.available + _AMOUNT)
+)
+
+
+def _finish_statement(fenced: bool, captured: bool) -> Any:
+    conditions = [tasks.c.id == bindparam("p_id"), tasks.c.status.in_(_LIVE)]
+    if fenced:
+        conditions += [
+            tasks.c.status == TaskStatus.RUNNING.value,
+            tasks.c.lease_owner == bindparam("p_owner"),
+            tasks.c.attempts == bindparam("p_attempt"),
+        ]
+    return (
+        update(tasks)
+        .where(and_(*conditions))
+        .values(
+            status=bindparam("p_status"),
+            solution=bindparam("p_solution"),
+            error_code=bindparam("p_error_code"),
+            error_message=bindparam("p_error_message"),
+            # cost is what the account paid: the held price when captured, else zero.
+            cost=tasks.c.price if captured else 0,
+            completed_at=bindparam("p_now"),
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        .returning(tasks)
+    )
+
+
+_FINISH = {
+    (fenced, captured): _finish_statement(fenced, captured) for fenced in (False, True) for captured in (False, True)
+}
+_CLAIMS: dict[tuple[str, bool], Any] = {}
+
+
+def _claim_statement(dialect: str, builtin_only: bool) -> Any:
+    statement = _CLAIMS.get((dialect, builtin_only))
+    if statement is None:
+        pending = (
+            select(tasks.c.id)
+            .where(tasks.c.status == TaskStatus.PENDING.value, tasks.c.type.in_(bindparam("p_types", expanding=True)))
+            .order_by(tasks.c.created_at)
+            .limit(bindparam("p_limit"))
+        )
+        if builtin_only:
+            pending = pending.where(tasks.c.pool_only.is_(False))
+        statement = (
+            update(tasks)
+            .where(picked_ids(dialect, pending), tasks.c.status == TaskStatus.PENDING.value)
+            .values(
+                status=TaskStatus.RUNNING.value,
+                lease_owner=bindparam("p_owner"),
+                lease_expires_at=bindparam("p_expires"),
+                started_at=func.coalesce(tasks.c.started_at, bindparam("p_now")),
+                attempts=tasks.c.attempts + 1,
+            )
+            .returning(tasks)
+        )
+        _CLAIMS[(dialect, builtin_only)] = statement
+    return statement
+
+
+def picked_ids(conn: Connection | str, query: Any) -> Any:
     """``tasks.id IN (query)`` for an UPDATE, where ``query`` selects the ids of at most N rows.
 
     PostgreSQL: the pick runs once, in a MATERIALIZED CTE, locking with SKIP LOCKED: concurrent
@@ -369,7 +394,8 @@ def picked_ids(conn: Connection, query: Any) -> Any:
     the planner may run it again per candidate row, and ``LIMIT n`` then takes more than n rows.
     SQLite: BEGIN IMMEDIATE already excludes every other writer.
     """
-    if conn.dialect.name == "postgresql":
+    dialect = conn if isinstance(conn, str) else conn.dialect.name
+    if dialect == "postgresql":
         picked = query.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
         return tasks.c.id.in_(select(picked.c.id))
     return tasks.c.id.in_(query.scalar_subquery())
@@ -400,7 +426,11 @@ class SqliteStore(Store):
     dialect = "sqlite"
 
     def __init__(self, url: str, *, busy_timeout_ms: int) -> None:
-        self._writer = create_sqlite_engine(url, writer=True, busy_timeout_ms=busy_timeout_ms)
+        # The writer thread keeps one connection and begins and ends its transactions on the driver
+        # (BEGIN IMMEDIATE takes the write lock up front); SQLAlchemy's own transaction and pool
+        # bookkeeping cost more than a SQLite write.
+        self._writer = create_sqlite_engine(url, writer=None, busy_timeout_ms=busy_timeout_ms)
+        self._write_conn: Connection | None = None
         # Reads run on the event loop's thread over one connection held open: a WAL read of an
         # indexed row from the page cache takes ~20 us and never waits for a writer, while a
         # hand-off to a thread and back costs 60-100 us, and a pool checkout with SQLAlchemy's
@@ -448,15 +478,44 @@ class SqliteStore(Store):
 
     def _write_now(self, work: Callable[[Writer], T]) -> T:
         try:
-            with self._writer.begin() as conn:
-                return work(Writer(conn))
+            if self._write_conn is None:
+                self._write_conn = self._writer.connect()
+            conn = self._write_conn
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(Writer(conn))
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+            raw.execute("COMMIT")
+            return result
         except (DBAPIError, OSError, PoolTimeout) as exc:
+            self._drop_write_conn()
             raise_if_unavailable(exc)
             raise
+        except sqlite3.Error as exc:
+            self._drop_write_conn()
+            if any(marker in str(exc).lower() for marker in _SQLITE_TRANSIENT):
+                raise ServiceUnavailable("The database is busy; retry shortly") from exc
+            raise
+
+    def _drop_write_conn(self) -> None:
+        if self._write_conn is not None:
+            self._write_conn.invalidate()
+            self._write_conn.close()
+            self._write_conn = None
+
+    def _close_writer(self) -> None:
+        if self._write_conn is not None:
+            self._write_conn.close()
+            self._write_conn = None
+        self._writer.dispose()
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._write_thread, self._writer.dispose)
+        await loop.run_in_executor(self._write_thread, self._close_writer)
         self._write_thread.shutdown(wait=True)
         if self._read_conn is not None:
             self._read_conn.close()
