@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
@@ -33,6 +34,8 @@ from cracker.service.events import Notifier
 from cracker.store import idempotency, leases, webhooks
 from cracker.store.sql import IntegrityError, Store, Writer
 
+#: How long a process trusts an offer's price without reading it again.
+PRICE_CACHE_S = 1.0
 #: How long an Idempotency-Key names its task.
 IDEMPOTENCY_TTL_S = 24 * 3600
 
@@ -96,6 +99,7 @@ class TaskService:
         allow_private_callbacks: bool = False,
     ) -> None:
         self._allow_private_callbacks = allow_private_callbacks
+        self._prices: dict[str, tuple[int | None, float]] = {}
         self._store = store
         self._capacity = capacity
         self._notifier = notifier
@@ -133,7 +137,7 @@ class TaskService:
             replay = await self._replay(account_id, idempotency_key, request_hash)
             if replay is not None:
                 return replay
-        price = await self._store.read(lambda r: r.get_offer_price(task_type))
+        price = await self._offer_price(task_type)
         if price is None:
             raise OfferNotFound(f"No offer for task type {task_type!r}; GET /v2/offers lists what is sold")
         # Fail fast, before any money moves: a task nothing can solve must not sit in the queue.
@@ -175,6 +179,17 @@ class TaskService:
         self._notifier.task_created()
         return Created(task)
 
+    async def _offer_price(self, task_type: str) -> int | None:
+        """The type's price, read at most once a second per process: every create needs it, and
+        a price change may take a second to reach every API process."""
+        cached = self._prices.get(task_type)
+        at = time.monotonic()
+        if cached is not None and cached[1] > at:
+            return cached[0]
+        price = await self._store.read(lambda r: r.get_offer_price(task_type))
+        self._prices[task_type] = (price, at + PRICE_CACHE_S)
+        return price
+
     async def _replay(self, account_id: str, key: str, request_hash: str) -> Created | None:
         since = now() - IDEMPOTENCY_TTL_S
         found = await self._store.read(lambda r: idempotency.find_key(r, account_id, key, since))
@@ -202,10 +217,8 @@ class TaskService:
                 if view.status.terminal or remaining <= 0:
                     return view
                 # The notification is the fast path; the bounded wait covers one that was lost.
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ended.wait(), min(remaining, 1.0))
-                except TimeoutError:
-                    pass
                 ended.clear()
         finally:
             self._notifier.unwatch(task_id, ended)
