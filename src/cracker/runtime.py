@@ -18,6 +18,7 @@ from cracker.service.tasks import TaskService
 from cracker.service.webhooks import WebhookService
 from cracker.service.workers import WorkerService
 from cracker.solvers.builtin import builtin_solvers
+from cracker.solvers.ocr import OcrSolver
 from cracker.solvers.pow import PowEngine
 from cracker.solvers.registry import SolverRegistry
 from cracker.store.migrate import migrate
@@ -39,6 +40,7 @@ class Runtime:
     webhooks: WebhookService
     solvers: SolverRegistry
     pow_engine: PowEngine
+    ocr: OcrSolver
     notifier: Notifier
     capacity: LiveCapacity
     completions: CompletionBatcher
@@ -55,7 +57,8 @@ class Runtime:
         store = open_store(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         metrics = Metrics()
         pow_engine = PowEngine(settings.cpu_workers or None)
-        solvers = builtin_solvers(pow_engine)
+        ocr = OcrSolver()
+        solvers = builtin_solvers(pow_engine, ocr)
         notifier = notifier_for(settings.database_url)
         await notifier.start()
         capacity = LiveCapacity(
@@ -76,11 +79,12 @@ class Runtime:
         runtime = cls(
             settings=settings, store=store, metrics=metrics,
             accounts=AccountService(store, auth_cache_s=settings.auth_cache_s),
-            offers=OfferService(store), tasks=tasks, webhooks=webhooks, solvers=solvers, pow_engine=pow_engine,
+            offers=OfferService(store), tasks=tasks, webhooks=webhooks, solvers=solvers, pow_engine=pow_engine, ocr=ocr,
             notifier=notifier, capacity=capacity, completions=completions, worker_service=worker_service,
         )
         if settings.in_process_workers:
             await pow_engine.start()
+            await ocr.start()
             worker = WorkerRuntime(tasks, solvers, worker_service, concurrency=settings.worker_concurrency)
             await worker.start()
             runtime.workers.append(worker)
@@ -104,5 +108,6 @@ class Runtime:
         await self.completions.stop()
         await self.capacity.stop()
         await self.notifier.close()
+        await self.ocr.close()
         await self.pow_engine.close()
         await self.store.close()

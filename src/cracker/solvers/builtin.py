@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cracker.solvers.ocr import OcrSolver
 from cracker.solvers.pow import (
     AltchaSolver,
     CapSolver,
@@ -14,8 +15,10 @@ from cracker.solvers.registry import SolverRegistry
 from cracker.solvers.sandbox import SandboxSolver
 
 
-def builtin_solvers(pow_engine: PowEngine) -> SolverRegistry:
+def builtin_solvers(pow_engine: PowEngine, ocr: OcrSolver) -> SolverRegistry:
+    """Judging what they accept needs neither resource started; solving needs both."""
     return SolverRegistry([
+        ocr,
         SandboxSolver(),
         PowSha256Solver(pow_engine),
         AltchaSolver(pow_engine),

@@ -21,6 +21,7 @@ from cracker.service.pg_notifier import notifier_for
 from cracker.service.tasks import TaskService
 from cracker.service.workers import WorkerService
 from cracker.solvers.builtin import builtin_solvers
+from cracker.solvers.ocr import OcrSolver
 from cracker.solvers.pow import PowEngine
 from cracker.store.sql import open_store
 from cracker.worker.runtime import Reaper, WorkerRuntime
@@ -32,7 +33,9 @@ async def run_worker(settings: Settings, *, types: frozenset[str] | None, concur
     store = open_store(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     pow_engine = PowEngine(settings.cpu_workers or None)
     await pow_engine.start()
-    solvers = builtin_solvers(pow_engine)
+    ocr = OcrSolver()
+    await ocr.start()
+    solvers = builtin_solvers(pow_engine, ocr)
     notifier = notifier_for(settings.database_url)
     await notifier.start()
     # A worker process creates no tasks: its capacity view only records its own registration.
@@ -60,5 +63,6 @@ async def run_worker(settings: Settings, *, types: frozenset[str] | None, concur
         await worker.stop()
         await completions.stop()
         await notifier.close()
+        await ocr.close()
         await pow_engine.close()
         await store.close()

@@ -1,0 +1,73 @@
+"""What ``cracker train-ocr`` and ``cracker eval-ocr`` run (imported only when those commands run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from cracker.ocr_training.evaluate import Score, load_folder, score
+from cracker.ocr_training.generators import ALL_GENERATORS, TRAIN_GENERATORS, samples
+from cracker.solvers.ocr.model import OcrModel
+from cracker.solvers.ocr.reader import OcrReader
+
+console = Console()
+SHIPPED_CHECKPOINT = Path(__file__).with_name("shipped_checkpoint.pt")
+
+
+def _reader(model_path: Path | None) -> OcrReader:
+    return OcrReader(OcrModel(model_path))
+
+
+def _read_one(reader: OcrReader):  # type: ignore[no-untyped-def]
+    def read(image):  # type: ignore[no-untyped-def]
+        reading = reader.read([image])[0]
+        return reading.text if reading else ""
+
+    return read
+
+
+def _table(rows: dict[str, Score]) -> Table:
+    table = Table("set", "images", "sequence acc.", "character acc.", "median ms", "images/s")
+    for name, result in rows.items():
+        table.add_row(name, str(result.images), f"{result.sequence_accuracy:.2%}", f"{result.character_accuracy:.2%}",
+                      f"{result.median_ms:.2f}", f"{result.images_per_s:.0f}")
+    return table
+
+
+def evaluate(folder: Path | None, generated: int, model_path: Path | None, case_sensitive: bool, seed: int) -> None:
+    reader = _reader(model_path)
+    rows: dict[str, Score] = {}
+    if folder is not None:
+        rows[str(folder)] = score(_read_one(reader), load_folder(folder), case_sensitive=case_sensitive)
+    if generated:
+        for name in ALL_GENERATORS:
+            items = [(s.image, s.text) for s in samples([name], generated, seed)]
+            label = f"{name} ({'trained on' if name in TRAIN_GENERATORS else 'held out'})"
+            rows[label] = score(_read_one(reader), items, case_sensitive=case_sensitive)
+    console.print(_table(rows))
+
+
+def train(out: Path, steps: int, minutes: float | None, batch_size: int, learning_rate: float, threads: int,
+          workers: int, user_folder: Path | None, init: Path | None, evaluate_count: int, seed: int) -> None:
+    from cracker.ocr_training.train import TrainConfig
+    from cracker.ocr_training.train import train as run_training
+
+    if user_folder is not None and init is None:
+        # Fine-tuning starts from the weights the package ships (model.onnx was exported from them).
+        init = SHIPPED_CHECKPOINT
+        console.print(f"fine-tuning from {init}")
+
+    summary = run_training(TrainConfig(
+        out=out, steps=steps, minutes=minutes, batch_size=batch_size, learning_rate=learning_rate, threads=threads,
+        workers=workers, user_folder=user_folder, init=init, seed=seed,
+    ))
+    console.print(
+        f"[bold]trained[/bold] {summary['steps']:.0f} steps, {summary['images']:.0f} images in "
+        f"{summary['minutes']:.1f} min; final loss {summary['loss']:.3f}, "
+        f"batch accuracy {summary['batch_accuracy']:.2%}"
+    )
+    console.print(f"model: {out / 'model.onnx'} (+ model.json, checkpoint.pt to fine-tune from)")
+    if evaluate_count:
+        evaluate(user_folder, evaluate_count, out / "model.onnx", case_sensitive=False, seed=12345)

@@ -1,0 +1,25 @@
+"""Export a training checkpoint to the ONNX + JSON pair the solver loads.
+
+    python -m cracker.ocr_training.export CHECKPOINT.pt OUT_FOLDER
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from cracker.ocr_training.generators import ALPHABET
+from cracker.ocr_training.network import CrnnLite
+from cracker.ocr_training.train import HEIGHT, export_onnx
+
+
+def export_checkpoint(checkpoint: Path, out: Path) -> None:
+    model = CrnnLite(len(ALPHABET), HEIGHT)
+    model.load_state_dict(torch.load(checkpoint, weights_only=True))
+    export_onnx(model, out, {})
+
+
+if __name__ == "__main__":
+    export_checkpoint(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -1,0 +1,190 @@
+"""Training loop: synthetic captchas drawn on the fly (plus, optionally, a folder of real ones), CTC.
+
+Run it with ``cracker train-ocr`` (see ``--help``). The result is an ONNX file and its metadata
+JSON, exactly what :mod:`cracker.solvers.ocr` loads; pass ``--out`` to the package's folder to ship it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from tqdm import tqdm
+
+from cracker.ocr_training.generators import ALPHABET, TRAIN_GENERATORS, sample
+from cracker.ocr_training.labelled import read_folder
+from cracker.ocr_training.network import CrnnLite
+from cracker.solvers.ocr.preprocess import decode, to_input
+
+HEIGHT, WIDTH = 32, 128
+MAX_LABEL = 8
+
+
+@dataclass
+class TrainConfig:
+    out: Path
+    steps: int = 6000
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    threads: int = 1
+    workers: int = 1
+    seed: int = 1
+    generators: Sequence[str] = TRAIN_GENERATORS
+    #: A folder of the user's labelled images (see :mod:`labelled`) mixed into every batch.
+    user_folder: Path | None = None
+    #: Share of each batch drawn from ``user_folder`` when it is given.
+    user_share: float = 0.5
+    #: Start from these weights (a ``.pt`` checkpoint from an earlier run) to fine-tune.
+    init: Path | None = None
+    checkpoint_every: int = 500
+    #: Stop after this many minutes even if ``steps`` are not done; the learning-rate schedule then
+    #: follows the clock, so a run on a busy machine still anneals properly before it ends.
+    minutes: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _jitter(image: Image.Image, rng: random.Random) -> Image.Image:
+    """Crop or pad a few pixels at random: real captchas are not framed like our generators'."""
+    width, height = image.size
+    left, right = rng.randint(-4, 4), rng.randint(-4, 4)
+    top, bottom = rng.randint(-3, 3), rng.randint(-3, 3)
+    box = (left, top, width - right, height - bottom)
+    # Pillow pads outside the image with black; use the corner colour instead.
+    canvas = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), image.getpixel((0, 0)))
+    canvas.paste(image, (-left, -top))
+    return canvas
+
+
+class CaptchaStream(IterableDataset[tuple[np.ndarray, str]]):
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.user = read_folder(config.user_folder) if config.user_folder else []
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, str]]:
+        info = get_worker_info()
+        # One stream per worker process; a new --seed gives new images (fine-tuning after a first run).
+        rng = random.Random(self.config.seed * 1000 + (info.id if info else 0))
+        while True:
+            if self.user and rng.random() < self.config.user_share:
+                path, text = rng.choice(self.user)
+                image = decode(path.read_bytes())
+            else:
+                drawn = sample(rng.choice(list(self.config.generators)), rng)
+                image, text = drawn.image, drawn.text
+            if rng.random() < 0.2:  # the odd inverted palette: light text on a dark ground
+                image = Image.eval(image, lambda value: 255 - value)
+            yield to_input(_jitter(image, rng), HEIGHT, WIDTH), text
+
+
+def _collate(batch: list[tuple[np.ndarray, str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    images = torch.from_numpy(np.stack([item[0] for item in batch]))
+    index = {char: position + 1 for position, char in enumerate(ALPHABET)}
+    labels = [[index[char] for char in text if char in index] for _, text in batch]
+    targets = torch.tensor([value for label in labels for value in label], dtype=torch.long)
+    lengths = torch.tensor([len(label) for label in labels], dtype=torch.long)
+    return images, targets, lengths
+
+
+def greedy_decode(log_probs: torch.Tensor) -> list[str]:
+    best = log_probs.argmax(-1).tolist()
+    texts = []
+    for row in best:
+        chars, previous = [], 0
+        for value in row:
+            if value != previous and value != 0:
+                chars.append(ALPHABET[value - 1])
+            previous = value
+        texts.append("".join(chars))
+    return texts
+
+
+def export_onnx(model: nn.Module, out: Path, extra: dict[str, str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    example = torch.zeros(1, 3, HEIGHT, WIDTH)
+    torch.onnx.export(
+        model, (example,), str(out / "model.onnx"), input_names=["image"], output_names=["log_probs"],
+        dynamic_axes={"image": {0: "batch"}, "log_probs": {0: "batch"}}, opset_version=17, dynamo=False,
+    )
+    meta = {"alphabet": ALPHABET, "blank": 0, "height": HEIGHT, "width": WIDTH, "max_label": MAX_LABEL, **extra}
+    (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _one_cycle(done: float, warmup: float, peak: float) -> float:
+    """Linear warm-up to ``peak``, then cosine down to 1/100 of it, over ``done`` in [0, 1]."""
+    if done < warmup:
+        return peak * (0.1 + 0.9 * done / warmup)
+    cosine = 0.5 * (1 + math.cos(math.pi * (done - warmup) / (1 - warmup)))
+    return peak * (0.01 + 0.99 * cosine)
+
+
+def train(config: TrainConfig) -> dict[str, float]:
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    model = CrnnLite(len(ALPHABET), HEIGHT)
+    if config.init:
+        model.load_state_dict(torch.load(config.init, weights_only=True))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
+    warmup = 0.05 if config.init else 0.15
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    loader = DataLoader(
+        CaptchaStream(config), batch_size=config.batch_size, num_workers=config.workers,
+        collate_fn=_collate, prefetch_factor=4 if config.workers else None, persistent_workers=bool(config.workers),
+    )
+    config.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    smoothed_loss, smoothed_acc = math.nan, 0.0
+    progress = tqdm(total=config.steps, desc="train-ocr", unit="step", mininterval=10)
+    model.train()
+    done, step = 0.0, 0
+    for step, (images, targets, lengths) in enumerate(loader, start=1):
+        done = step / config.steps
+        if config.minutes:
+            done = max(done, (time.monotonic() - started) / 60 / config.minutes)
+        learning_rate = _one_cycle(min(done, 1.0), warmup, config.learning_rate)
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate
+        log_probs = model(images)
+        steps_per_image = torch.full((images.shape[0],), log_probs.shape[1], dtype=torch.long)
+        loss = ctc(log_probs.permute(1, 0, 2), targets, steps_per_image, lengths)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimiser.step()
+        # The batch's own sequence accuracy, a free (if optimistic) running measure.
+        truth = ["".join(ALPHABET[v - 1] for v in targets[int(lengths[:i].sum()):int(lengths[:i + 1].sum())])
+                 for i in range(len(lengths))]
+        accuracy = float(np.mean([a == b for a, b in zip(greedy_decode(log_probs.detach()), truth, strict=True)]))
+        smoothed_loss = loss.item() if math.isnan(smoothed_loss) else 0.98 * smoothed_loss + 0.02 * loss.item()
+        smoothed_acc = 0.98 * smoothed_acc + 0.02 * accuracy
+        progress.set_postfix(
+            loss=f"{smoothed_loss:.3f}", acc=f"{smoothed_acc:.3f}", lr=f"{learning_rate:.1e}"
+        )
+        progress.update()
+        finished = done >= 1.0
+        if step % config.checkpoint_every == 0 or finished:
+            torch.save(model.state_dict(), config.out / "checkpoint.pt")
+            elapsed = time.monotonic() - started
+            print(f"\nstep {step}/{config.steps} ({done:.0%}) loss {smoothed_loss:.3f} batch-acc {smoothed_acc:.3f} "
+                  f"{elapsed / 60:.1f} min", flush=True)
+        if finished:
+            break
+    progress.close()
+    export_onnx(model, config.out, config.extra)
+    return {
+        "steps": step,
+        "images": step * config.batch_size,
+        "minutes": (time.monotonic() - started) / 60,
+        "loss": smoothed_loss,
+        "batch_accuracy": smoothed_acc,
+    }
