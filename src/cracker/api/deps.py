@@ -67,5 +67,4 @@ def _require(scope: Scope) -> Callable[..., Awaitable[ApiKeyRecord]]:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 ClientKey = Annotated[ApiKeyRecord, Depends(_require(Scope.CLIENT))]
-AdminKey = Annotated[ApiKeyRecord, Depends(_require(Scope.ADMIN))]
 WorkerKey = Annotated[ApiKeyRecord, Depends(_require(Scope.WORKER))]

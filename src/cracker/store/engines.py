@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 
 def normalise_url(url: str) -> str:
@@ -71,7 +70,3 @@ def create_sqlite_engine(url: str, *, writer: bool | None, busy_timeout_ms: int)
 def create_postgres_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # No pool_pre_ping: PostgresStore pings only connections that sat idle (see there).
     return create_async_engine(normalise_url(url), pool_size=pool_size, max_overflow=pool_size)
-
-
-def create_migration_engine(url: str) -> AsyncEngine:
-    return create_async_engine(normalise_url(url), poolclass=NullPool)
