@@ -456,14 +456,9 @@ class SqliteStore(Store):
                 return work(Reader(conn, raw))
             finally:
                 raw.execute("ROLLBACK")
-        except (DBAPIError, OSError, PoolTimeout) as exc:
-            self._drop_read_conn()
+        except (DBAPIError, OSError, PoolTimeout, sqlite3.Error) as exc:
+            self._drop_read_conn()  # a fresh connection next time, whatever state this one is in
             raise_if_unavailable(exc)
-            raise
-        except sqlite3.Error as exc:
-            self._drop_read_conn()
-            if any(marker in str(exc).lower() for marker in _SQLITE_TRANSIENT):
-                raise ServiceUnavailable("The database is busy; retry shortly") from exc
             raise
 
     def _drop_read_conn(self) -> None:
@@ -491,14 +486,9 @@ class SqliteStore(Store):
                 raise
             raw.execute("COMMIT")
             return result
-        except (DBAPIError, OSError, PoolTimeout) as exc:
-            self._drop_write_conn()
+        except (DBAPIError, OSError, PoolTimeout, sqlite3.Error) as exc:
+            self._drop_write_conn()  # a fresh connection next time, whatever state this one is in
             raise_if_unavailable(exc)
-            raise
-        except sqlite3.Error as exc:
-            self._drop_write_conn()
-            if any(marker in str(exc).lower() for marker in _SQLITE_TRANSIENT):
-                raise ServiceUnavailable("The database is busy; retry shortly") from exc
             raise
 
     def _drop_write_conn(self) -> None:
@@ -534,7 +524,7 @@ def open_store(url: str, *, sqlite_busy_timeout_ms: int = 5_000) -> Store:
 _SQLITE_TRANSIENT = ("database is locked", "database is busy", "unable to open", "disk i/o error")
 
 
-def raise_if_unavailable(exc: Exception) -> None:
+def raise_if_unavailable(exc: BaseException) -> None:
     """Turn the database being busy or unreachable into ``service_unavailable`` (retryable).
 
     Anything else (a missing table, a constraint) is a bug or a broken install: it stays an
@@ -542,6 +532,10 @@ def raise_if_unavailable(exc: Exception) -> None:
     """
     if isinstance(exc, PoolTimeout):
         raise ServiceUnavailable("The database is saturated; retry shortly") from exc
+    if isinstance(exc, sqlite3.Error):  # raised by the driver directly (BEGIN, COMMIT, hot reads)
+        if any(marker in str(exc).lower() for marker in _SQLITE_TRANSIENT):
+            raise ServiceUnavailable("The database is busy; retry shortly") from exc
+        return
     if isinstance(exc, OSError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
         raise ServiceUnavailable("The database is unreachable; retry shortly") from exc
     if isinstance(exc, OperationalError | InterfaceError):
