@@ -32,7 +32,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(offers_app, name="offers")
 app.command("solve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(cli_solve.solve)
 
-console = Console()
+# soft_wrap: keys and commands must stay on one line, to be copied whole.
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 T = TypeVar("T")
 
