@@ -15,7 +15,7 @@ from sqlalchemy import Integer, String, Text, bindparam, column, delete, insert,
 from cracker.domain.tasks import ClaimedTask, Task, TaskStatus
 from cracker.domain.workers import HeldLease, WorkerInfo, WorkerKind
 from cracker.store.schema import tasks, workers
-from cracker.store.sql import Reader, Writer, _task_from_row, picked_ids
+from cracker.store.sql import Reader, Writer, _dumps, _task_from_row, picked_ids
 
 _RUNNING = TaskStatus.RUNNING.value
 
@@ -162,7 +162,7 @@ def complete_fenced(
         for task_id, owner, attempt, solution in items:
             row = tx.conn.execute(_COMPLETE_ONE, {
                 "b_id": task_id, "b_owner": owner, "b_attempt": attempt,
-                "b_solution": orjson.dumps(solution).decode(), "b_now": now,
+                "b_solution": _dumps(solution), "b_now": now,
             }).first()
             if row is not None:
                 out.append(_task_from_row(row))
@@ -171,7 +171,7 @@ def complete_fenced(
     batch = values(
         column("id", String), column("owner", String), column("attempt", Integer), column("solution", Text),
         name="batch",
-    ).data([(task_id, owner, attempt, orjson.dumps(solution).decode()) for task_id, owner, attempt, solution in items])
+    ).data([(task_id, owner, attempt, _dumps(solution)) for task_id, owner, attempt, solution in items])
     rows = tx.conn.execute(
         update(tasks)
         .where(
