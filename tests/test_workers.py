@@ -221,3 +221,16 @@ async def test_the_protocol_is_in_the_openapi_document(api: Api) -> None:
             "deregister_worker"} <= ops
     complete = doc["paths"]["/v2/workers/{worker_id}/tasks/{task_id}/complete"]["post"]
     assert "409" in complete["responses"]
+
+
+async def test_an_absurd_attempt_number_is_a_validation_error(api: Api) -> None:
+    account_id, _ = await api.account()
+    worker_key = (await api.runtime.accounts.create_key(account_id, Scope.WORKER)).api_key
+    async with api.client(worker_key) as client:
+        worker = (await client.post("/v2/workers", json={"name": "p", "types": ["turnstile"]})).json()
+        response = await client.post(
+            f"/v2/workers/{worker['worker_id']}/tasks/01959e02-08fd-7000-8cbe-f682a959b3c1/complete",
+            json={"attempt": 10**30, "solution": {"token": "t"}},
+        )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "attempt"

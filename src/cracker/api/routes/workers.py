@@ -111,13 +111,15 @@ class SolutionModel(BaseModel):
 
 class CompleteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    attempt: int = Field(ge=1)
+    # Bounded: attempts are small counts, and the database column is a 32-bit integer.
+    attempt: int = Field(ge=1, le=2**31 - 1)
     solution: SolutionModel
 
 
 class RejectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    attempt: int = Field(ge=1)
+    # Bounded: attempts are small counts, and the database column is a 32-bit integer.
+    attempt: int = Field(ge=1, le=2**31 - 1)
     code: str = Field(description="A task error code of GET /v2/errors", examples=["proxy_blocked"])
     message: str | None = Field(default=None, max_length=500)
 
