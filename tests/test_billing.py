@@ -95,3 +95,21 @@ async def test_balance_shows_available_and_held(api: Api) -> None:
         response = await client.get("/v2/balance")
     assert response.status_code == 200
     assert response.json() == {"balance": "2.5000", "held": "0.0000", "currency": "USD"}
+
+
+async def test_finished_tasks_age_out_but_the_ledger_stays(api_factory) -> None:  # type: ignore[no-untyped-def]
+    import asyncio as _asyncio
+
+    async with api_factory() as api:
+        async with await api.client_for("1.00") as client:
+            created = (await client.post("/v2/tasks/turnstile", json=TURNSTILE)).json()
+            await wait_terminal(client, created["task_id"])
+            pending_elsewhere = await api.runtime.tasks.purge_finished(3600)
+            await _asyncio.sleep(0.05)
+            purged = await api.runtime.tasks.purge_finished(0.01)
+            gone = await client.get(f"/v2/tasks/{created['task_id']}")
+            balance = (await client.get("/v2/balance")).json()
+        await assert_ledger_matches_balances(api.runtime)
+    assert pending_elsewhere == 0 and purged == 1
+    assert gone.status_code == 404
+    assert balance == {"balance": "0.9991", "held": "0.0000", "currency": "USD"}

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     webhook_backoff_scale: float = Field(default=1.0, gt=0)
     #: This server's public base URL, for links in webhook bodies (doc_url) when docs_base_url is unset.
     public_url: str = "http://127.0.0.1:8000"
+    #: Finished tasks are deleted this long after they ended (their ledger rows stay); 0 keeps them.
+    task_retention_s: float = Field(default=7 * 24 * 3600.0, ge=0)
     #: How often the reaper looks for tasks past their deadline.
     reaper_interval_s: float = Field(default=0.5, gt=0)
     #: A worker's lease on a task (and its registration) lasts this long without a heartbeat;

@@ -89,7 +89,9 @@ class Runtime:
             await worker.start()
             runtime.workers.append(worker)
         # Deadlines hold whoever solves: a task nobody takes is still rejected on time.
-        runtime.reaper = Reaper(tasks, settings.reaper_interval_s, worker_service)
+        runtime.reaper = Reaper(
+            tasks, settings.reaper_interval_s, worker_service, retention_s=settings.task_retention_s
+        )
         runtime.reaper.start()
         runtime.dispatcher = WebhookDispatcher(
             webhooks, docs_base=(settings.docs_base_url or settings.public_url).rstrip("/"),

@@ -31,7 +31,7 @@ from cracker.domain.webhooks import forbidden_host
 from cracker.domain.workers import Completion
 from cracker.metrics import Metrics
 from cracker.service.events import Notifier
-from cracker.store import idempotency, leases, webhooks
+from cracker.store import idempotency, leases, retention, webhooks
 from cracker.store.sql import IntegrityError, Store, Writer
 
 #: How long a process trusts an offer's price without reading it again.
@@ -308,6 +308,18 @@ class TaskService:
         for task in finished:
             self._finished(task)
         return len(finished)
+
+    async def purge_finished(self, retention_s: float, batch: int = 1000) -> int:
+        """Delete tasks that ended more than ``retention_s`` ago, in batches; 0 keeps everything."""
+        if retention_s <= 0:
+            return 0
+        before = now() - retention_s
+        deleted = 0
+        while True:
+            count = await self._store.write(lambda tx: retention.delete_finished(tx, before, batch))
+            deleted += count
+            if count < batch:
+                return deleted
 
     async def purge_idempotency_keys(self) -> int:
         before = now() - IDEMPOTENCY_TTL_S

@@ -188,7 +188,11 @@ class Reaper:
     """Rejects live tasks past their deadline with ``solve_timeout`` (pending ones included), and
     returns tasks whose lease expired (their worker died) to the queue."""
 
-    def __init__(self, tasks: TaskService, interval_s: float, workers: WorkerService | None = None) -> None:
+    def __init__(
+        self, tasks: TaskService, interval_s: float, workers: WorkerService | None = None, *,
+        retention_s: float = 0.0,
+    ) -> None:
+        self._retention_s = retention_s
         self._tasks = tasks
         self._workers = workers
         self._interval_s = interval_s
@@ -212,6 +216,7 @@ class Reaper:
                     await self._workers.reap()
                 if time.monotonic() - last_purge > _PURGE_EVERY_S:
                     await self._tasks.purge_idempotency_keys()
+                    await self._tasks.purge_finished(self._retention_s)
                     if self._workers is not None:
                         await self._workers.forget_dead_workers()
                     last_purge = time.monotonic()
