@@ -145,6 +145,17 @@ class Cluster:
         log = (self.workdir / f"api-{port}.log").read_text()
         raise RuntimeError(f"API on port {port} did not start:\n{log[-3000:]}")
 
+    def start_scaled_out(self, apis: int = 2, workers: int = 2) -> list[int]:
+        """API processes (no in-process workers) and worker processes, all up: the API ports."""
+        ports = [free_port() for _ in range(apis)]
+        for port in ports:
+            self.start_api(port)
+        for index in range(workers):
+            self.start_worker(index)
+        for port in ports:
+            self.wait_healthy(port)
+        return ports
+
     def stop(self) -> None:
         processes = [*self.apis.values(), *(w for w in self.workers if w is not None)]
         for process in processes:

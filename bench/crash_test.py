@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cluster import Cluster, create_database, drop_database, free_port
+from _cluster import Cluster, create_database, drop_database
 
 from cracker.store import audit
 from cracker.store.sql import open_store
@@ -180,13 +180,7 @@ def main() -> int:
     try:
         cluster.migrate()
         keys = [cluster.new_account("1000.00")[1] for _ in range(4)]
-        ports = [free_port(), free_port()]
-        for port in ports:
-            cluster.start_api(port)
-        for index in range(2):
-            cluster.start_worker(index)
-        for port in ports:
-            cluster.wait_healthy(port)
+        ports = cluster.start_scaled_out()
         print(f"2 API processes (:{ports[0]}, :{ports[1]}) and 2 worker processes up; load {args.rate:.0f}/s, "
               f"{args.kills} kill -9 of each kind every {args.every:.0f} s", flush=True)
         load = asyncio.run(drive(cluster, ports, keys, args))

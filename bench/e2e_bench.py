@@ -131,13 +131,7 @@ def main() -> int:
         cluster = Cluster(url, workdir, worker_args=["--concurrency", "64"])
         try:
             cluster.migrate()
-            ports = [free_port(), free_port()]
-            for port in ports:
-                cluster.start_api(port)
-            for index in range(2):
-                cluster.start_worker(index)
-            for port in ports:
-                cluster.wait_healthy(port)
+            ports = cluster.start_scaled_out()
             time.sleep(1.5)  # the API processes see the workers at their next registry refresh
             lines.append(run_setup("PostgreSQL, 2 API + 2 worker processes", cluster, ports, args))
         finally:
