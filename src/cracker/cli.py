@@ -238,11 +238,12 @@ def train_ocr(
     init: Annotated[Path | None, typer.Option(help="checkpoint.pt to start from (fine-tuning)")] = None,
     evaluate: Annotated[int, typer.Option(help="Fresh images per generator to score at the end (0: none)")] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic image stream")] = 1,
+    width: Annotated[int, typer.Option(help="Input width in pixels (height is 32)")] = 192,
 ) -> None:
     """Train the image-to-text model (needs the ocr-train extra: torch and the captcha generators)."""
     from cracker.ocr_training.commands import train
 
-    train(out, steps, minutes, batch_size, learning_rate, threads, workers, finetune, init, evaluate, seed)
+    train(out, steps, minutes, batch_size, learning_rate, threads, workers, finetune, init, evaluate, seed, width)
 
 
 @app.command("eval-ocr")

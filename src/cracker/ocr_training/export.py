@@ -1,6 +1,6 @@
 """Export a training checkpoint to the ONNX + JSON pair the solver loads.
 
-    python -m cracker.ocr_training.export CHECKPOINT.pt OUT_FOLDER
+    python -m cracker.ocr_training.export CHECKPOINT.pt OUT_FOLDER [WIDTH]
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import torch
 
 from cracker.ocr_training.generators import ALPHABET
 from cracker.ocr_training.network import CrnnLite
-from cracker.ocr_training.train import HEIGHT, export_onnx
+from cracker.ocr_training.train import HEIGHT, WIDTH, export_onnx
 
 
-def export_checkpoint(checkpoint: Path, out: Path) -> None:
+def export_checkpoint(checkpoint: Path, out: Path, width: int = WIDTH) -> None:
     model = CrnnLite(len(ALPHABET), HEIGHT)
     model.load_state_dict(torch.load(checkpoint, weights_only=True))
-    export_onnx(model, out, {})
+    export_onnx(model, out, {}, width)
 
 
 if __name__ == "__main__":
-    export_checkpoint(Path(sys.argv[1]), Path(sys.argv[2]))
+    export_checkpoint(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else WIDTH)

@@ -32,6 +32,7 @@ from cracker.domain.workers import Completion
 from cracker.metrics import Metrics
 from cracker.service.events import Notifier
 from cracker.store import idempotency, leases, retention, webhooks
+from cracker.store.hot_path import NewTask
 from cracker.store.sql import IntegrityError, Store, Writer
 
 #: How long a process trusts an offer's price without reading it again.
@@ -149,6 +150,21 @@ class TaskService:
         pool_only = self._capacity.pool_only(task_type, params)
         task_id = new_id()
         at = now()
+        hot = self._store.hot
+        if hot is not None:
+            new = NewTask(
+                task_id=task_id, account_id=account_id, type=task_type, params=params, price=price, created_at=at,
+                deadline_at=at + self._task_timeout_s, callback_url=callback_url, pool_only=pool_only,
+                idempotency=(idempotency_key, request_hash) if idempotency_key is not None else None,
+            )
+            try:
+                return self._created(await hot.create_task(new), task_type, price)
+            except IntegrityError:
+                # The key is taken: by a concurrent create (answer as it did), or by an expired key
+                # not yet purged (the unit of work below replaces it).
+                replay = await self._replay(account_id, idempotency_key or "", request_hash)
+                if replay is not None:
+                    return replay
 
         def work(tx: Writer) -> Task | None:
             if not tx.hold(account_id, task_id, price, at):
@@ -171,6 +187,9 @@ class TaskService:
             if replay is None:
                 raise
             return replay
+        return self._created(task, task_type, price)
+
+    def _created(self, task: Task | None, task_type: str, price: int) -> Created:
         if task is None:
             raise InsufficientBalance(
                 f"This {task_type} task costs {format_usd(price)} USD, more than the available balance"
@@ -232,7 +251,11 @@ class TaskService:
         return view
 
     async def get(self, account_id: str, task_id: str) -> TaskView:
-        task = await self._store.read(lambda r: r.get_task_view(task_id))
+        hot = self._store.hot
+        if hot is not None:
+            task = await hot.get_task_view(task_id)
+        else:
+            task = await self._store.read(lambda r: r.get_task_view(task_id))
         # Another account's task is exactly as unknown as a missing one.
         if task is None or task.account_id != account_id:
             raise NotFound(f"No task {task_id}")
@@ -242,6 +265,8 @@ class TaskService:
         self, types: Sequence[str], owner: str, limit: int, lease_s: float, *, builtin_only: bool = False
     ) -> list[ClaimedTask]:
         at = now()
+        if self._store.hot is not None:
+            return await self._store.hot.claim_tasks(types, owner, limit, lease_s, at, builtin_only=builtin_only)
         return await self._store.write(
             lambda tx: tx.claim_tasks(types, owner, limit, lease_s, at, builtin_only=builtin_only)
         )
@@ -250,6 +275,12 @@ class TaskService:
         """``complete`` for a batch, in one transaction (group commit): one answer per item, None
         where the lease was lost."""
         at = now()
+        if self._store.hot is not None:
+            completed = await self._store.hot.complete_tasks(items, at)
+            for task in completed:
+                self._finished(task)
+            finished = {(task.id, task.attempts): task for task in completed}
+            return [finished.get((c.task_id, c.attempt)) for c in items]
 
         def work(tx: Writer) -> dict[tuple[str, int], Task]:
             done = leases.complete_fenced(tx, [(c.task_id, c.lease_owner, c.attempt, c.solution) for c in items], at)

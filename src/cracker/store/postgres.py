@@ -28,6 +28,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cracker.store.engines import create_postgres_engine
+from cracker.store.pg_hot_path import PostgresHotPath
 from cracker.store.sql import Reader, Store, Writer, raise_if_unavailable
 
 T = TypeVar("T")
@@ -63,11 +64,12 @@ def _retryable(exc: DBAPIError) -> bool:
 class PostgresStore(Store):
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
         self._engine: AsyncEngine = create_postgres_engine(url, pool_size=pool_size)
         _ping_idle_connections(self._engine)
         # The same pool; a connection checked out here runs in autocommit until it is returned.
         self._read_engine = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.hot: PostgresHotPath = PostgresHotPath(url)
 
     async def read(self, work: Callable[[Reader], T]) -> T:
         try:
@@ -95,4 +97,5 @@ class PostgresStore(Store):
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
+        await self.hot.close()
         await self._engine.dispose()

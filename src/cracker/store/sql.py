@@ -24,6 +24,7 @@ from cracker.domain.accounts import ApiKeyRecord, Balance, Scope
 from cracker.domain.errors import ServiceUnavailable
 from cracker.domain.tasks import ClaimedTask, Task, TaskStatus, TaskView
 from cracker.store.engines import create_sqlite_engine, is_sqlite
+from cracker.store.hot_path import HotPath
 from cracker.store.schema import accounts, api_keys, ledger, offers, tasks
 
 _LIVE = (TaskStatus.PENDING.value, TaskStatus.RUNNING.value)
@@ -85,6 +86,15 @@ def _task_from_row(row: Any) -> Task:
     )
 
 
+def _view_from_row(row: Any) -> TaskView:
+    """The columns of ``_GET_TASK_VIEW``, in its order."""
+    return TaskView(
+        id=row[0], account_id=row[1], type=row[2], status=TaskStatus(row[3]),
+        solution=orjson.loads(row[4]) if row[4] is not None else None, error_code=row[5],
+        error_message=row[6], cost=row[7], created_at=row[8], started_at=row[9], completed_at=row[10],
+    )
+
+
 class Reader:
     """Queries that read; usable inside a write unit too."""
 
@@ -104,13 +114,7 @@ class Reader:
             row: Any = self._sqlite.execute(_GET_TASK_VIEW_SQLITE, (task_id,)).fetchone()
         else:
             row = self.conn.execute(_GET_TASK_VIEW, {"task_id": task_id}).first()
-        if row is None:
-            return None
-        return TaskView(
-            id=row[0], account_id=row[1], type=row[2], status=TaskStatus(row[3]),
-            solution=orjson.loads(row[4]) if row[4] is not None else None, error_code=row[5],
-            error_message=row[6], cost=row[7], created_at=row[8], started_at=row[9], completed_at=row[10],
-        )
+        return _view_from_row(row) if row is not None else None
 
     def get_api_key(self, key_hash: str) -> ApiKeyRecord | None:
         row = self.conn.execute(_GET_KEY, {"key_hash": key_hash}).first()
@@ -410,6 +414,8 @@ class Store(ABC):
     """
 
     dialect: str
+    #: One-statement versions of the per-task operations, where the store has them (see hot_path).
+    hot: HotPath | None = None
 
     @abstractmethod
     async def read(self, work: Callable[[Reader], T]) -> T: ...
