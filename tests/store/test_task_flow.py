@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from cracker.metrics import Metrics
 from cracker.service.events import Notifier
 from cracker.service.tasks import TaskService
 from cracker.store.schema import idempotency_keys, webhook_deliveries
-from cracker.store.sql import Store, Writer, open_store
+from cracker.store.sql import Store, Writer
 
 PRICE = 9
 
@@ -44,8 +44,8 @@ async def tasks(store: Store) -> TaskService:
 
 
 @pytest.fixture
-async def second_tasks(second_store: Store) -> AsyncIterator[TaskService]:
-    yield service_over(second_store)
+def second_tasks(second_store: Store) -> TaskService:
+    return service_over(second_store)
 
 
 async def new_account(store: Store, balance: int) -> str:
@@ -142,7 +142,8 @@ async def test_idempotency_keys_on_every_path(store: Store, tasks: TaskService, 
 
     # Racing creates with one key: one task, one charge.
     racing = await asyncio.gather(*(
-        s.create(account, "turnstile", {"b": 1}, idempotency_key="race") for _ in range(5) for s in (tasks, second_tasks)
+        service.create(account, "turnstile", {"b": 1}, idempotency_key="race")
+        for _ in range(5) for service in (tasks, second_tasks)
     ))
     assert len({c.task.id for c in racing}) == 1 and sum(not c.replayed for c in racing) == 1
 
