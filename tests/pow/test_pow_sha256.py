@@ -30,11 +30,19 @@ async def test_solves_leading_zeros(engine: PowEngine, difficulty: int) -> None:
 
 async def test_deadline_rejects_solve_timeout_and_frees_the_pool(engine: PowEngine) -> None:
     solver = PowSha256Solver(engine)
-    job = make_job("pow-sha256", PowSha256Task, {"data": secrets.token_hex(8), "difficulty": 7}, timeout=0.3)
-    began = time.monotonic()
-    with pytest.raises(TaskRejected) as caught:
-        await solver.solve(job)
-    assert caught.value.code == "solve_timeout"
+    # The hardest allowed challenge (2^28 hashes expected) is found inside 0.3 s by luck about one
+    # time in fifteen with the native kernel: such a run is correct, so draw another challenge.
+    for _ in range(4):
+        job = make_job("pow-sha256", PowSha256Task, {"data": secrets.token_hex(8), "difficulty": 7}, timeout=0.3)
+        began = time.monotonic()
+        try:
+            await solver.solve(job)
+        except TaskRejected as caught:
+            rejection = caught
+            break
+    else:
+        pytest.fail("four challenges of 2^28 expected hashes were all solved inside 0.3 s")
+    assert rejection.code == "solve_timeout"
     assert time.monotonic() - began < 3
     # The cancelled search left no work behind: a small task right after is answered at once.
     began = time.monotonic()

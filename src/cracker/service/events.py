@@ -9,11 +9,16 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
+#: How many tasks created here a process remembers as unfinished (the oldest are forgotten first).
+_UNFINISHED_CAP = 100_000
+
 
 class Notifier:
     def __init__(self) -> None:
         self._work = asyncio.Event()
         self._finished: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        # Tasks created by this process whose end it has not heard of yet: task id -> account id.
+        self._unfinished: dict[str, str] = {}
 
     async def start(self) -> None:
         """Nothing to start in one process; the PostgreSQL notifier connects here."""
@@ -33,8 +38,28 @@ class Notifier:
             self._work.clear()
 
     def task_finished(self, task_id: str) -> None:
+        self._unfinished.pop(task_id, None)
         for event in self._finished.pop(task_id, ()):
             event.set()
+
+    def created_here(self, task_id: str, account_id: str) -> None:
+        """A task this process just created: until its end is heard of, it is known to be live."""
+        self._unfinished[task_id] = account_id
+        if len(self._unfinished) > _UNFINISHED_CAP:
+            del self._unfinished[next(iter(self._unfinished))]
+
+    def known_unfinished(self, task_id: str, account_id: str) -> bool:
+        """True when the task was created here, by this account, and no end of it was heard of.
+
+        A long-poll can then wait without reading the task first: its end will wake it. (An end
+        whose notification is lost, say its process died between commit and NOTIFY, is found by
+        the waiter's fallback poll, exactly as for a waiter that read the task first.)
+        """
+        return self._unfinished.get(task_id) == account_id
+
+    def forget_unfinished(self) -> None:
+        """Ends may have gone unheard (a lost connection): nothing is known to be live any more."""
+        self._unfinished.clear()
 
     def watch(self, task_id: str) -> asyncio.Event:
         """An event set when the task ends; pair every watch with an ``unwatch``."""

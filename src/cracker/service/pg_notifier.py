@@ -49,6 +49,7 @@ class PostgresNotifier(Notifier):
 
     def _wake_everyone(self) -> None:
         # Notifications sent while we were disconnected are lost: every waiter re-checks.
+        self.forget_unfinished()
         super().task_created()
         for task_id in list(self._finished):
             super().task_finished(task_id)

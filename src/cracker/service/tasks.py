@@ -195,6 +195,7 @@ class TaskService:
                 f"This {task_type} task costs {format_usd(price)} USD, more than the available balance"
             )
         self._metrics.created.labels(task_type).inc()
+        self._notifier.created_here(task.id, task.account_id)
         self._notifier.task_created()
         return Created(task)
 
@@ -229,12 +230,18 @@ class TaskService:
         deadline = time.monotonic() + wait_s
         # Watch before reading: an end that lands between the read and the wait still wakes us.
         ended = self._notifier.watch(task_id)
+        # A task this process created and has not seen end is live: skip the first read.
+        known_live = wait_s > 0 and self._notifier.known_unfinished(task_id, account_id)
         try:
             while True:
-                view = await self.get(account_id, task_id)
-                remaining = deadline - time.monotonic()
-                if view.status.terminal or remaining <= 0:
-                    return view
+                if known_live:
+                    known_live = False
+                    remaining = deadline - time.monotonic()
+                else:
+                    view = await self.get(account_id, task_id)
+                    remaining = deadline - time.monotonic()
+                    if view.status.terminal or remaining <= 0:
+                        return view
                 # The notification is the fast path; the bounded wait covers one that was lost.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ended.wait(), min(remaining, 1.0))

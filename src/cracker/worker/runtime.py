@@ -118,7 +118,9 @@ class WorkerRuntime:
                 task = asyncio.create_task(self._solve(claim), name=f"solve-{claim.task.id}")
                 self._running.add(task)
                 task.add_done_callback(self._done)
-            if not claims:
+            if len(claims) < free:
+                # The queue is drained (for now): claiming again at once would find nothing, so
+                # wait for the next "new work" wake-up (or the poll) instead.
                 await self._tasks.notifier.wait_for_work(self._poll_s)
 
     async def _solve_unless_ended(
