@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cracker.domain.clock import new_id
-from cracker.domain.errors import InsufficientBalance, InvalidRequest
+from cracker.domain.errors import InsufficientBalance, InvalidRequest, NotFound
 from cracker.domain.tasks import TaskStatus
 from cracker.domain.workers import Completion
 from cracker.metrics import Metrics
@@ -181,3 +181,31 @@ async def test_concurrent_completion_batches_share_accounts_without_deadlock(
     deliveries = await store.read(lambda r: r.conn.execute(webhook_deliveries.select()).all())
     assert deliveries == []  # no callback asked for, no outbox row
     await balances_match_ledger(store)
+
+
+async def test_long_poll_of_a_task_created_here(store: Store, tasks: TaskService) -> None:
+    account = await new_account(store, 100)
+    task = (await tasks.create(account, "turnstile", {})).task
+    assert tasks.notifier.known_unfinished(task.id, account)
+    assert not tasks.notifier.known_unfinished(task.id, "another-account")
+    # Known live, so no first read; still answered as it is once the wait is over.
+    assert (await tasks.wait(account, task.id, 0.05)).status is TaskStatus.PENDING
+    waiting = asyncio.create_task(tasks.wait(account, task.id, 10))
+    await asyncio.sleep(0.05)
+    (claim,) = await tasks.claim(["turnstile"], "w1", 1, 30)
+    await tasks.complete_many([Completion(task.id, "w1", claim.attempt, {"token": "t"})])
+    view = await asyncio.wait_for(waiting, 2)
+    assert view.status is TaskStatus.COMPLETED and not tasks.notifier.known_unfinished(task.id, account)
+    # Another account asking about it is told it does not exist, known live or not.
+    with pytest.raises(NotFound):
+        await tasks.wait("another-account", task.id, 0.05)
+
+
+def test_the_notifier_forgets_what_it_cannot_vouch_for() -> None:
+    notifier = Notifier()
+    notifier.created_here("t1", "a")
+    notifier.created_here("t2", "a")
+    notifier.task_finished("t1")
+    assert not notifier.known_unfinished("t1", "a") and notifier.known_unfinished("t2", "a")
+    notifier.forget_unfinished()  # a lost connection: ends may have gone unheard
+    assert not notifier.known_unfinished("t2", "a")
