@@ -107,6 +107,7 @@ async def test_a_short_balance_refuses_and_leaves_nothing(store: Store, tasks: T
     account = await new_account(store, PRICE - 1)
     with pytest.raises(InsufficientBalance):
         await tasks.create(account, "turnstile", {}, idempotency_key="k1")
+    assert not tasks.notifier._unfinished  # nothing is believed live
     assert await tasks.claim(["turnstile"], "w", 5, 30) == []
     keys = await store.read(lambda r: r.conn.execute(idempotency_keys.select()).all())
     assert keys == []
@@ -205,7 +206,10 @@ def test_the_notifier_forgets_what_it_cannot_vouch_for() -> None:
     notifier = Notifier()
     notifier.created_here("t1", "a")
     notifier.created_here("t2", "a")
+    notifier.created_here("t3", "a")
     notifier.task_finished("t1")
+    notifier.not_created("t3")
     assert not notifier.known_unfinished("t1", "a") and notifier.known_unfinished("t2", "a")
+    assert not notifier.known_unfinished("t3", "a")
     notifier.forget_unfinished()  # a lost connection: ends may have gone unheard
     assert not notifier.known_unfinished("t2", "a")

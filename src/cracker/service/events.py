@@ -43,10 +43,18 @@ class Notifier:
             event.set()
 
     def created_here(self, task_id: str, account_id: str) -> None:
-        """A task this process just created: until its end is heard of, it is known to be live."""
+        """A task this process is creating: until its end is heard of, it is known to be live.
+
+        Called before the row is written: a worker elsewhere may end the task, and its
+        notification arrive, before the creating coroutine resumes.
+        """
         self._unfinished[task_id] = account_id
         if len(self._unfinished) > _UNFINISHED_CAP:
             del self._unfinished[next(iter(self._unfinished))]
+
+    def not_created(self, task_id: str) -> None:
+        """The create announced by ``created_here`` did not happen (refused, failed, or replayed)."""
+        self._unfinished.pop(task_id, None)
 
     def known_unfinished(self, task_id: str, account_id: str) -> bool:
         """True when the task was created here, by this account, and no end of it was heard of.

@@ -149,6 +149,24 @@ class TaskService:
             )
         pool_only = self._capacity.pool_only(task_type, params)
         task_id = new_id()
+        # Known live from before its row exists: an end heard of (from a worker elsewhere) before
+        # this coroutine resumes after the insert must find it here to clear it.
+        self._notifier.created_here(task_id, account_id)
+        try:
+            created = await self._insert(
+                account_id, task_id, task_type, params, price, pool_only, callback_url, idempotency_key, request_hash,
+            )
+        except BaseException:
+            self._notifier.not_created(task_id)
+            raise
+        if created.replayed:
+            self._notifier.not_created(task_id)  # the key named an earlier task
+        return created
+
+    async def _insert(
+        self, account_id: str, task_id: str, task_type: str, params: dict[str, Any], price: int, pool_only: bool,
+        callback_url: str | None, idempotency_key: str | None, request_hash: str,
+    ) -> Created:
         at = now()
         hot = self._store.hot
         if hot is not None:
@@ -195,7 +213,6 @@ class TaskService:
                 f"This {task_type} task costs {format_usd(price)} USD, more than the available balance"
             )
         self._metrics.created.labels(task_type).inc()
-        self._notifier.created_here(task.id, task.account_id)
         self._notifier.task_created()
         return Created(task)
 
