@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from cracker.domain.clock import new_id
-from cracker.domain.errors import InsufficientBalance, InvalidRequest, NotFound
+from cracker.domain.errors import InsufficientBalance, InvalidRequest, NotFound, ServiceUnavailable
 from cracker.domain.tasks import TaskStatus
 from cracker.domain.workers import Completion
 from cracker.metrics import Metrics
 from cracker.service.events import Notifier
 from cracker.service.tasks import TaskService
 from cracker.store.schema import idempotency_keys, webhook_deliveries
-from cracker.store.sql import Store, Writer
+from cracker.store.sql import Store, Writer, open_store
 
 PRICE = 9
 
@@ -213,3 +213,15 @@ def test_the_notifier_forgets_what_it_cannot_vouch_for() -> None:
     assert not notifier.known_unfinished("t3", "a")
     notifier.forget_unfinished()  # a lost connection: ends may have gone unheard
     assert not notifier.known_unfinished("t2", "a")
+
+
+async def test_an_unreachable_postgresql_is_service_unavailable_on_the_hot_path() -> None:
+    store = open_store("postgresql://postgres@127.0.0.1:1/nowhere")
+    assert store.hot is not None
+    try:
+        with pytest.raises(ServiceUnavailable):
+            await store.hot.get_task_view(new_id())
+        with pytest.raises(ServiceUnavailable):
+            await store.hot.claim_tasks(["turnstile"], "w", 1, 30, time.time(), builtin_only=True)
+    finally:
+        await store.close()
