@@ -15,10 +15,11 @@ def _block(channels_in: int, channels_out: int) -> nn.Sequential:
 
 
 class CrnnLite(nn.Module):
-    """Input (N, 3, 32, 128); output (N, 32, classes + 1) log-probabilities, blank at index 0.
+    """Input (N, 3, 32, W); output (N, W / 4, classes + 1) log-probabilities, blank at index 0.
 
-    Height is pooled away, width only by 4: 32 time steps leave room for CTC's blanks between
-    repeated characters of an 8-character answer.
+    Height is pooled away, width only by 4: at the shipped W = 192, 48 time steps leave room for
+    CTC's blanks between repeated characters of an 8-character answer. Nothing depends on W, so
+    weights trained at one width fine-tune at another.
     """
 
     def __init__(self, classes: int, height: int = 32) -> None:
