@@ -299,23 +299,19 @@ class TaskService:
         """``complete`` for a batch, in one transaction (group commit): one answer per item, None
         where the lease was lost."""
         at = now()
-        if self._store.hot is not None:
-            completed = await self._store.hot.complete_tasks(items, at)
-            for task in completed:
-                self._finished(task)
-            finished = {(task.id, task.attempts): task for task in completed}
-            return [finished.get((c.task_id, c.attempt)) for c in items]
 
-        def work(tx: Writer) -> dict[tuple[str, int], Task]:
+        def work(tx: Writer) -> list[Task]:
             done = leases.complete_fenced(tx, [(c.task_id, c.lease_owner, c.attempt, c.solution) for c in items], at)
             # Account rows are locked in one order by every batch: two batches never deadlock.
             for task in sorted(done, key=lambda t: (t.account_id, t.id)):
                 _settle_finished(tx, task, capture=True, at=at)
-            return {(task.id, task.attempts): task for task in done}
+            return done
 
-        done = await self._store.write(work)
-        for task in done.values():
+        hot = self._store.hot
+        completed = await hot.complete_tasks(items, at) if hot is not None else await self._store.write(work)
+        for task in completed:
             self._finished(task)
+        done = {(task.id, task.attempts): task for task in completed}
         return [done.get((c.task_id, c.attempt)) for c in items]
 
     async def complete(self, claim: ClaimedTask, solution: dict[str, Any]) -> Task | None:
