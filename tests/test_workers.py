@@ -4,12 +4,16 @@ fenced completion (409 lease_lost), lease expiry and the attempt limit."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
 from cracker.domain.accounts import Scope
 from cracker.domain.workers import WorkerKind
+from cracker.store import leases
 
 from .conftest import TURNSTILE_PASS, Api, wait_terminal
 
@@ -17,10 +21,20 @@ REAL_TURNSTILE = {"url": "https://shop.example", "site_key": "0x4AAAAAAAreal"}
 TEST_TURNSTILE = {"url": "https://shop.example", "site_key": TURNSTILE_PASS}
 
 
-async def worker_client(api: Api) -> httpx.AsyncClient:
+@contextlib.asynccontextmanager
+async def worker_client(api: Api) -> AsyncIterator[httpx.AsyncClient]:
+    """A worker-scoped client; the pools it registered are deregistered when it closes, so that
+    tests later in the session (on the shared app) see no capacity left behind."""
     account_id, _ = await api.account("0")
     issued = await api.runtime.accounts.create_key(account_id, Scope.WORKER)
-    return api.client(issued.api_key)
+    async with api.client(issued.api_key) as client:
+        try:
+            yield client
+        finally:
+            registered = await api.runtime.store.read(lambda r: leases.live_workers(r, time.time()))
+            for worker in registered:
+                if worker.account_id == account_id:
+                    await api.runtime.worker_service.deregister(worker.id)
 
 
 async def register(pool: httpx.AsyncClient, types: list[str], **extra: Any) -> dict[str, Any]:
@@ -39,7 +53,7 @@ async def lease(pool: httpx.AsyncClient, worker_id: str, **body: Any) -> list[di
 
 async def test_a_real_site_key_needs_a_live_pool_and_only_the_pool_leases_it(api_factory) -> None:  # type: ignore[no-untyped-def]
     async with api_factory() as api:
-        async with await api.client_for("1.00") as client, await worker_client(api) as pool:
+        async with await api.client_for("1.00") as client, worker_client(api) as pool:
             refused = await client.post("/v2/tasks/turnstile", json=REAL_TURNSTILE)
             assert refused.json()["error"]["code"] == "no_solver_available"
             worker = await register(pool, ["turnstile", "cf-clearance"], concurrency=5)
@@ -60,7 +74,7 @@ async def test_a_real_site_key_needs_a_live_pool_and_only_the_pool_leases_it(api
             assert done.json() == {"task_id": task_id, "status": "completed"}
             task = await wait_terminal(client, task_id)
             balance = (await client.get("/v2/balance")).json()
-        metrics = (await api.client().get("/metrics")).text
+            metrics = (await api.client().get("/metrics")).text  # while the pool is registered
     assert task["solution"] == {"token": "0.real-token", "took_ms": 3100}
     assert (task["cost"], balance["balance"], balance["held"]) == ("0.0009", "0.9991", "0.0000")
     assert 'cracker_workers_available{type="cf-clearance"} 5.0' in metrics
@@ -74,7 +88,7 @@ async def test_worker_routes_need_a_worker_key(api: Api) -> None:
 
 
 async def test_unknown_types_and_codes_are_validation_errors(api: Api) -> None:
-    async with await worker_client(api) as pool:
+    async with worker_client(api) as pool:
         bad = await pool.post("/v2/workers", json={"name": "x", "types": ["turnstile", "nope"]})
         worker = await register(pool, ["vercel"])
         reject = await pool.post(
@@ -88,7 +102,7 @@ async def test_unknown_types_and_codes_are_validation_errors(api: Api) -> None:
 
 
 async def test_another_accounts_worker_is_not_found(api: Api) -> None:
-    async with await worker_client(api) as mine, await worker_client(api) as theirs:
+    async with worker_client(api) as mine, worker_client(api) as theirs:
         worker = await register(mine, ["vercel"])
         response = await theirs.post(f"/v2/workers/{worker['worker_id']}/heartbeat")
     assert response.status_code == 404
@@ -96,7 +110,7 @@ async def test_another_accounts_worker_is_not_found(api: Api) -> None:
 
 async def test_lease_long_polls_until_a_task_arrives(api_factory) -> None:  # type: ignore[no-untyped-def]
     async with api_factory() as api:
-        async with await api.client_for() as client, await worker_client(api) as pool:
+        async with await api.client_for() as client, worker_client(api) as pool:
             worker = await register(pool, ["vercel"])
             waiting = asyncio.create_task(lease(pool, worker["worker_id"], wait=10, max_tasks=5))
             await asyncio.sleep(0.3)
@@ -110,7 +124,7 @@ async def test_lease_long_polls_until_a_task_arrives(api_factory) -> None:  # ty
 
 async def test_a_lost_lease_is_refused_with_409_and_the_task_goes_to_the_next_worker(api_factory) -> None:  # type: ignore[no-untyped-def]
     async with api_factory(lease_s=1, reaper_interval_s=0.05) as api:
-        async with await api.client_for("1.00") as client, await worker_client(api) as pool:
+        async with await api.client_for("1.00") as client, worker_client(api) as pool:
             slow = await register(pool, ["vercel"])
             fast = await register(pool, ["vercel"])
             task_id = (await client.post("/v2/tasks/vercel", json={"challenge_token": "abc"})).json()["task_id"]
@@ -135,7 +149,7 @@ async def test_a_lost_lease_is_refused_with_409_and_the_task_goes_to_the_next_wo
 
 async def test_heartbeats_keep_a_long_solve_alive(api_factory) -> None:  # type: ignore[no-untyped-def]
     async with api_factory(lease_s=1, reaper_interval_s=0.05) as api:
-        async with await api.client_for() as client, await worker_client(api) as pool:
+        async with await api.client_for() as client, worker_client(api) as pool:
             worker = await register(pool, ["vercel"])
             task_id = (await client.post("/v2/tasks/vercel", json={"challenge_token": "abc"})).json()["task_id"]
             (leased,) = await lease(pool, worker["worker_id"])
@@ -152,7 +166,7 @@ async def test_heartbeats_keep_a_long_solve_alive(api_factory) -> None:  # type:
 
 async def test_a_task_whose_workers_keep_dying_is_rejected_worker_lost(api_factory) -> None:  # type: ignore[no-untyped-def]
     async with api_factory(lease_s=1, reaper_interval_s=0.05, max_attempts=2) as api:
-        async with await api.client_for("1.00") as client, await worker_client(api) as pool:
+        async with await api.client_for("1.00") as client, worker_client(api) as pool:
             worker = await register(pool, ["vercel"])
             task_id = (await client.post("/v2/tasks/vercel", json={"challenge_token": "abc"})).json()["task_id"]
             assert len(await lease(pool, worker["worker_id"])) == 1
@@ -168,7 +182,7 @@ async def test_a_task_whose_workers_keep_dying_is_rejected_worker_lost(api_facto
 
 
 async def test_reject_with_a_charged_code_keeps_the_price(api: Api) -> None:
-    async with await api.client_for("1.00") as client, await worker_client(api) as pool:
+    async with await api.client_for("1.00") as client, worker_client(api) as pool:
         worker = await register(pool, ["cf-clearance"])
         body = {"url": "https://a.example", "challenge_body_b64": "aGk=", "proxy": "http://p.example:8080"}
         task_id = (await client.post("/v2/tasks/cf-clearance", json=body)).json()["task_id"]
@@ -184,7 +198,7 @@ async def test_reject_with_a_charged_code_keeps_the_price(api: Api) -> None:
 
 
 async def test_deregistering_hands_the_tasks_back(api: Api) -> None:
-    async with await api.client_for() as client, await worker_client(api) as pool:
+    async with await api.client_for() as client, worker_client(api) as pool:
         worker = await register(pool, ["vercel"])
         task_id = (await client.post("/v2/tasks/vercel", json={"challenge_token": "abc"})).json()["task_id"]
         assert len(await lease(pool, worker["worker_id"])) == 1
@@ -224,9 +238,7 @@ async def test_the_protocol_is_in_the_openapi_document(api: Api) -> None:
 
 
 async def test_an_absurd_attempt_number_is_a_validation_error(api: Api) -> None:
-    account_id, _ = await api.account()
-    worker_key = (await api.runtime.accounts.create_key(account_id, Scope.WORKER)).api_key
-    async with api.client(worker_key) as client:
+    async with worker_client(api) as client:
         worker = (await client.post("/v2/workers", json={"name": "p", "types": ["turnstile"]})).json()
         response = await client.post(
             f"/v2/workers/{worker['worker_id']}/tasks/01959e02-08fd-7000-8cbe-f682a959b3c1/complete",
