@@ -2,7 +2,8 @@
 # One command: install with the dev tools, then lint, type-check and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/bootstrap.sh dev
+# ocr-train too: the training code (torch, from the CPU wheel this machine keeps) has tests.
+bash scripts/bootstrap.sh dev,ocr-train
 # The official JavaScript verifiers some proof-of-work tests run against (skipped without npm).
 if command -v npm >/dev/null 2>&1 && [ ! -d tests/pow/node/node_modules ]; then
   (cd tests/pow/node && npm ci --silent --no-audit --no-fund)

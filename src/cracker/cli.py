@@ -239,11 +239,13 @@ def train_ocr(
     evaluate: Annotated[int, typer.Option(help="Fresh images per generator to score at the end (0: none)")] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic image stream")] = 1,
     width: Annotated[int, typer.Option(help="Input width in pixels (height is 32)")] = 192,
+    device: Annotated[str, typer.Option(help="auto (a CUDA GPU when one is visible), cpu or cuda")] = "auto",
 ) -> None:
     """Train the image-to-text model (needs the ocr-train extra: torch and the captcha generators)."""
     from cracker.ocr_training.commands import train
 
-    train(out, steps, minutes, batch_size, learning_rate, threads, workers, finetune, init, evaluate, seed, width)
+    train(out, steps, minutes, batch_size, learning_rate, threads, workers, finetune, init, evaluate, seed, width,
+          device)
 
 
 @app.command("eval-ocr")

@@ -11,13 +11,13 @@ from pathlib import Path
 import torch
 
 from cracker.ocr_training.generators import ALPHABET
-from cracker.ocr_training.network import CrnnLite
+from cracker.ocr_training.network import load
 from cracker.ocr_training.train import HEIGHT, WIDTH, export_onnx
 
 
 def export_checkpoint(checkpoint: Path, out: Path, width: int = WIDTH) -> None:
-    model = CrnnLite(len(ALPHABET), HEIGHT)
-    model.load_state_dict(torch.load(checkpoint, weights_only=True))
+    # The checkpoint's tensor shapes say the network's size.
+    model = load(torch.load(checkpoint, weights_only=True), len(ALPHABET), HEIGHT)
     export_onnx(model, out, {}, width)
 
 

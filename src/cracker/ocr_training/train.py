@@ -10,6 +10,7 @@ import json
 import math
 import random
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 from cracker.ocr_training.generators import ALPHABET, TRAIN_GENERATORS, sample
 from cracker.ocr_training.labelled import read_folder
-from cracker.ocr_training.network import CrnnLite
+from cracker.ocr_training.network import DEFAULT_SIZE, CrnnLite, Size, load
 from cracker.solvers.ocr.preprocess import decode, to_input
 
 HEIGHT = 32
@@ -52,6 +53,12 @@ class TrainConfig:
     init: Path | None = None
     checkpoint_every: int = 500
     width: int = WIDTH
+    #: The network's widths. An ``init`` checkpoint of a smaller size is grown to this one first,
+    #: computing the same function (see :func:`cracker.ocr_training.network.grow`).
+    size: Size = DEFAULT_SIZE
+    #: ``cpu``, ``cuda``, or ``auto`` (CUDA when a GPU is visible). Images are drawn on the CPU
+    #: by ``workers`` processes either way.
+    device: str = "auto"
     #: Stop after this many minutes even if ``steps`` are not done; the learning-rate schedule then
     #: follows the clock, so a run on a busy machine still anneals properly before it ends.
     minutes: float | None = None
@@ -117,10 +124,19 @@ def export_onnx(model: nn.Module, out: Path, extra: dict[str, str], width: int =
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
     example = torch.zeros(1, 3, HEIGHT, width)
-    torch.onnx.export(
-        model, (example,), str(out / "model.onnx"), input_names=["image"], output_names=["log_probs"],
-        dynamic_axes={"image": {0: "batch"}, "log_probs": {0: "batch"}}, opset_version=17, dynamo=False,
-    )
+    with warnings.catch_warnings():
+        # The TorchScript exporter (and code inside it) is deprecated in favour of torch.export's,
+        # which needs onnxscript (another dependency) and gains nothing for this small static graph.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        # Tracing warns that shape checks (the GRU's) become constants: the input size is fixed.
+        warnings.simplefilter("ignore", torch.jit._trace.TracerWarning)
+        # It also warns that a GRU exported with a dynamic batch may fail at another batch size:
+        # not here, the initial state is the default zeros (tests run the export at batch 2).
+        warnings.filterwarnings("ignore", "Exporting a model to ONNX with a batch_size other than 1", UserWarning)
+        torch.onnx.export(
+            model, (example,), str(out / "model.onnx"), input_names=["image"], output_names=["log_probs"],
+            dynamic_axes={"image": {0: "batch"}, "log_probs": {0: "batch"}}, opset_version=17, dynamo=False,
+        )
     meta = {"alphabet": ALPHABET, "blank": 0, "height": HEIGHT, "width": width, "max_label": MAX_LABEL, **extra}
     (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -136,9 +152,13 @@ def _one_cycle(done: float, warmup: float, peak: float) -> float:
 def train(config: TrainConfig) -> dict[str, float]:
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    model = CrnnLite(len(ALPHABET), HEIGHT)
+    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if config.device == "auto" else config.device)
     if config.init:
-        model.load_state_dict(torch.load(config.init, weights_only=True))
+        model = load(torch.load(config.init, weights_only=True), len(ALPHABET), HEIGHT, config.size)
+    else:
+        model = CrnnLite(len(ALPHABET), HEIGHT, config.size)
+    model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     warmup = 0.05 if config.init else 0.15
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
@@ -159,9 +179,9 @@ def train(config: TrainConfig) -> dict[str, float]:
         learning_rate = _one_cycle(min(done, 1.0), warmup, config.learning_rate)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate
-        log_probs = model(images)
+        log_probs = model(images.to(device, non_blocking=True))
         steps_per_image = torch.full((images.shape[0],), log_probs.shape[1], dtype=torch.long)
-        loss = ctc(log_probs.permute(1, 0, 2), targets, steps_per_image, lengths)
+        loss = ctc(log_probs.permute(1, 0, 2), targets.to(device), steps_per_image.to(device), lengths.to(device))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -169,7 +189,7 @@ def train(config: TrainConfig) -> dict[str, float]:
         # The batch's own sequence accuracy, a free (if optimistic) running measure.
         truth = ["".join(ALPHABET[v - 1] for v in targets[int(lengths[:i].sum()):int(lengths[:i + 1].sum())])
                  for i in range(len(lengths))]
-        accuracy = float(np.mean([a == b for a, b in zip(greedy_decode(log_probs.detach()), truth, strict=True)]))
+        accuracy = float(np.mean([a == b for a, b in zip(greedy_decode(log_probs.detach().cpu()), truth, strict=True)]))
         smoothed_loss = loss.item() if math.isnan(smoothed_loss) else 0.98 * smoothed_loss + 0.02 * loss.item()
         smoothed_acc = 0.98 * smoothed_acc + 0.02 * accuracy
         progress.set_postfix(
@@ -178,14 +198,14 @@ def train(config: TrainConfig) -> dict[str, float]:
         progress.update()
         finished = done >= 1.0
         if step % config.checkpoint_every == 0 or finished:
-            torch.save(model.state_dict(), config.out / "checkpoint.pt")
+            torch.save({key: value.cpu() for key, value in model.state_dict().items()}, config.out / "checkpoint.pt")
             elapsed = time.monotonic() - started
             print(f"\nstep {step}/{config.steps} ({done:.0%}) loss {smoothed_loss:.3f} batch-acc {smoothed_acc:.3f} "
                   f"{elapsed / 60:.1f} min", flush=True)
         if finished:
             break
     progress.close()
-    export_onnx(model, config.out, config.extra, config.width)
+    export_onnx(model.cpu(), config.out, config.extra, config.width)
     return {
         "steps": step,
         "images": step * config.batch_size,

@@ -1,0 +1,108 @@
+"""The training code: growing a network, a short training run end to end, fine-tuning, evaluation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+try:
+    import torch
+except ImportError:  # the ocr-train extra is not installed
+    if os.environ.get("CI"):
+        raise  # CI installs it: a missing torch there is a failure, not a skip
+    pytest.skip("the training tests need the ocr-train extra (torch)", allow_module_level=True)
+
+from cracker.cli import app
+from cracker.ocr_training.export import export_checkpoint
+from cracker.ocr_training.generators import ALPHABET, samples
+from cracker.ocr_training.network import DEFAULT_SIZE, SMALL, CrnnLite, Size, grow, load, size_of
+from cracker.ocr_training.train import HEIGHT, TrainConfig, train
+from cracker.solvers.ocr.model import OcrModel
+from cracker.solvers.ocr.reader import OcrReader
+
+TINY = Size(channels=16, project=16, hidden=8)
+
+
+def _trained_looking(size: Size) -> CrnnLite:
+    """A network with random weights and random BatchNorm statistics, so nothing is an identity."""
+    torch.manual_seed(7)
+    model = CrnnLite(len(ALPHABET), HEIGHT, size)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("bigger", [DEFAULT_SIZE, Size(channels=256, project=200, hidden=160)])
+def test_a_grown_network_computes_what_the_smaller_one_did(bigger: Size) -> None:
+    small = _trained_looking(SMALL)
+    grown = load(small.state_dict(), len(ALPHABET), HEIGHT, bigger).eval()
+    assert size_of(grown.state_dict()) == bigger
+    images = torch.randn(4, 3, HEIGHT, 192)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(images), small(images), atol=1e-4, rtol=1e-4)
+    # The new units are live (random weights into themselves), so training can use them.
+    assert grown.rnn.weight_hh_l0[SMALL.hidden: DEFAULT_SIZE.hidden].abs().sum() > 0
+
+
+def test_grow_refuses_to_shrink() -> None:
+    with pytest.raises(ValueError, match="cannot shrink"):
+        grow(CrnnLite(len(ALPHABET), HEIGHT, DEFAULT_SIZE).state_dict(),
+             CrnnLite(len(ALPHABET), HEIGHT, SMALL).state_dict(), DEFAULT_SIZE)
+
+
+def test_the_shipped_checkpoint_is_the_shipped_model(reader: OcrReader) -> None:
+    """shipped_checkpoint.pt (what fine-tuning starts from) exports to the shipped model.onnx."""
+    from cracker.ocr_training.commands import SHIPPED_CHECKPOINT
+
+    model = load(torch.load(SHIPPED_CHECKPOINT, weights_only=True), len(ALPHABET), HEIGHT).eval()
+    info = reader.model.info
+    images = np.random.default_rng(3).normal(size=(2, 3, info.height, info.width)).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(images)).numpy()
+    np.testing.assert_allclose(reader.model.run(images), expected, atol=1e-3)
+
+
+def test_a_short_training_run_writes_a_model_the_solver_loads(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    summary = train(TrainConfig(out=out, steps=3, batch_size=4, workers=0, size=TINY, seed=5, width=96))
+    assert summary["steps"] == 3 and summary["images"] == 12
+    model = OcrModel(out / "model.onnx")
+    assert (model.info.width, model.info.height, model.info.alphabet) == (96, HEIGHT, ALPHABET)
+    reading = OcrReader(model).read([samples(["pillow"], 1, seed=1)[0].image])[0]
+    assert reading is None or set(reading.text) <= set(ALPHABET)
+    # The checkpoint exports to the same function as the ONNX file training wrote.
+    export_checkpoint(out / "checkpoint.pt", tmp_path / "exported", 96)
+    batch = np.random.default_rng(1).normal(size=(2, 3, HEIGHT, 96)).astype(np.float32)
+    np.testing.assert_allclose(OcrModel(tmp_path / "exported" / "model.onnx").run(batch), model.run(batch), atol=1e-5)
+
+
+def test_fine_tuning_on_a_labelled_folder_grows_the_checkpoint_it_starts_from(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    train(TrainConfig(out=first, steps=2, batch_size=4, workers=0, size=TINY, seed=5))
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for number, drawn in enumerate(samples(["pillow"], 4, seed=2)):
+        drawn.image.save(folder / f"{drawn.text}_{number}.png")
+    bigger = Size(channels=24, project=20, hidden=12)
+    second = tmp_path / "second"
+    train(TrainConfig(out=second, steps=2, batch_size=4, workers=0, size=bigger, init=first / "checkpoint.pt",
+                      user_folder=folder, user_share=1.0, seed=6))
+    assert size_of(torch.load(second / "checkpoint.pt", weights_only=True)) == bigger
+
+
+def test_eval_ocr_scores_a_labelled_folder(tmp_path: Path) -> None:
+    for number, drawn in enumerate(samples(["captcha"], 6, seed=3)):
+        drawn.image.save(tmp_path / f"{drawn.text}_{number}.png")
+    result = CliRunner().invoke(app, ["eval-ocr", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "sequence acc." in result.output and str(tmp_path) in result.output
+    row = next(line for line in result.output.splitlines() if str(tmp_path) in line)
+    assert "│ 6 " in row  # six images scored
