@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import os
 import shutil
 import statistics
@@ -50,8 +51,8 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def ours() -> Engine:
-    reader = OcrReader(OcrModel(threads=1))
+def ours(model: Path | None = None) -> Engine:
+    reader = OcrReader(OcrModel(model, threads=1))
 
     def read(data: bytes) -> str:
         reading = reader.read([decode(data)])[0]
@@ -114,12 +115,20 @@ LOOKALIKES = str.maketrans({"o": "0", "O": "0", "I": "1", "l": "1", "L": "1"})
 def accuracy(texts: list[str], labels: list[str], case_sensitive: bool = False,
              merge_lookalikes: bool = False) -> tuple[float, float]:
     def fold(text: str) -> str:
-        folded = text if case_sensitive else text.casefold()
-        return folded.translate(LOOKALIKES) if merge_lookalikes else folded
+        # Merge before case-folding: folded first, a capital I would become i and escape the merge.
+        merged = text.translate(LOOKALIKES) if merge_lookalikes else text
+        return merged if case_sensitive else merged.casefold()
 
     exact = sum(fold(t) == fold(label) for t, label in zip(texts, labels, strict=True))
     wrong = sum(min(edit_distance(fold(t), fold(label)), len(label)) for t, label in zip(texts, labels, strict=True))
     return exact / len(labels), 1 - wrong / sum(len(label) for label in labels)
+
+
+def wilson(share: float, count: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % confidence interval of an accuracy measured on ``count`` images (Wilson score)."""
+    centre = (share + z * z / (2 * count)) / (1 + z * z / count)
+    half = z * math.sqrt(share * (1 - share) / count + z * z / (4 * count * count)) / (1 + z * z / count)
+    return centre - half, centre + half
 
 
 def picture(path: Path, shown: list[tuple[Image.Image, str, dict[str, str]]]) -> None:
@@ -152,17 +161,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--picture", type=Path, default=Path("bench/ocr_samples.png"))
     parser.add_argument("--no-tesseract", action="store_true")
+    parser.add_argument("--candidate", type=Path, default=None,
+                        help="Also score this model.onnx (a freshly trained one) on the same images")
     parser.add_argument("--tesseract-per-generator", type=int, default=60,
                         help="Tesseract reads only the first N images of each set (it takes 0.2 to 1 s per image)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else time.time_ns() % 1_000_000_007
     print(f"seed {seed}, {args.per_generator} images per generator", flush=True)
     sets = {name: samples([name], args.per_generator, seed) for name in ALL_GENERATORS}
-    engines: dict[str, Engine] = {"cracker": ours(), "ddddocr": ddddocr_engine()}
+    engines: dict[str, Engine] = {"cracker": ours()}
+    if args.candidate is not None:
+        engines["candidate"] = ours(args.candidate)
+    engines["ddddocr"] = ddddocr_engine()
     tesseract = None if args.no_tesseract else tesseract_engine()
     if tesseract is not None:
         engines["tesseract"] = tesseract
-    print("| generator | engine | sequence acc. | case-sensitive | O/0, I/l/1 merged | character acc. "
+    print("| generator | engine | sequence acc. (95 % interval) | case-sensitive | O/0, I/l/1 merged | character acc. "
           "| median ms | images/s |")
     print("|---|---|---|---|---|---|---|---|")
     results: dict[tuple[str, str], Result] = {}
@@ -179,7 +193,9 @@ def main() -> None:
             median_ms = statistics.median(result.latencies) * 1000
             rate = len(result.latencies) / sum(result.latencies)
             label = f"{name} (first {count})" if count < len(images) else name
-            print(f"| {generator} ({kind}) | {label} | {sequence:.1%} | {exact_case:.1%} | {lookalike:.1%} "
+            low, high = wilson(sequence, count)
+            print(f"| {generator} ({kind}) | {label} | {sequence:.1%} ({low:.0%} to {high:.0%}) "
+                  f"| {exact_case:.1%} | {lookalike:.1%} "
                   f"| {characters:.1%} "
                   f"| {median_ms:.2f} | {rate:.0f} |", flush=True)
     reader = OcrReader(OcrModel(threads=1))
