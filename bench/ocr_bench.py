@@ -128,7 +128,7 @@ def wilson(share: float, count: int, z: float = 1.96) -> tuple[float, float]:
     """95 % confidence interval of an accuracy measured on ``count`` images (Wilson score)."""
     centre = (share + z * z / (2 * count)) / (1 + z * z / count)
     half = z * math.sqrt(share * (1 - share) / count + z * z / (4 * count * count)) / (1 + z * z / count)
-    return centre - half, centre + half
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def picture(path: Path, shown: list[tuple[Image.Image, str, dict[str, str]]]) -> None:

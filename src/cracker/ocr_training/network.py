@@ -26,7 +26,7 @@ class Size:
     hidden: int = 144
 
 
-#: The first shipped models' size (to PR #6's 192-px model): the size ``grow`` starts from.
+#: The size of every model shipped before the wider one of 2026-11-28: what ``grow`` started from.
 SMALL = Size(channels=128, project=128, hidden=96)
 DEFAULT_SIZE = Size()
 
