@@ -101,14 +101,13 @@ def grow(old: StateDict, fresh: StateDict, have: Size) -> StateDict:
     if want.channels < have.channels or want.project < have.project or want.hidden < have.hidden:
         raise ValueError(f"cannot shrink a {have} network to {want}")
     for key, value in old.items():
-        if key.startswith("features.") and not key.startswith(f"features.{_LAST_BLOCK}."):
-            grown[key] = value.clone()
-    # Last block: the old output channels come first; the new ones stay freshly initialised.
-    for key, value in old.items():
+        if not key.startswith("features."):
+            continue
         if key.startswith(f"features.{_LAST_BLOCK}.") and value.dim() > 0:
+            # Last block: the old output channels come first; the new ones stay freshly initialised.
             grown[key][: value.shape[0]] = value
-        elif key.startswith(f"features.{_LAST_BLOCK}."):
-            grown[key] = value.clone()  # BatchNorm's num_batches_tracked
+        else:  # the blocks before it, unchanged (and BatchNorm's scalar num_batches_tracked)
+            grown[key] = value.clone()
     # Projection: its input is (channel, row) flattened channel-major, so the old channels' columns
     # are the first ``have.channels * rows`` ones; columns of new channels are zero.
     rows = old["project.weight"].shape[1] // have.channels

@@ -152,8 +152,10 @@ def _one_cycle(done: float, warmup: float, peak: float) -> float:
 def train(config: TrainConfig) -> dict[str, float]:
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if config.device == "auto" else config.device)
+    if config.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(config.device)
     if config.init:
         model = load(torch.load(config.init, weights_only=True), len(ALPHABET), HEIGHT, config.size)
     else:
@@ -180,8 +182,8 @@ def train(config: TrainConfig) -> dict[str, float]:
         for group in optimiser.param_groups:
             group["lr"] = learning_rate
         log_probs = model(images.to(device, non_blocking=True))
-        steps_per_image = torch.full((images.shape[0],), log_probs.shape[1], dtype=torch.long)
-        loss = ctc(log_probs.permute(1, 0, 2), targets.to(device), steps_per_image.to(device), lengths.to(device))
+        steps_per_image = torch.full((images.shape[0],), log_probs.shape[1], dtype=torch.long, device=device)
+        loss = ctc(log_probs.permute(1, 0, 2), targets.to(device), steps_per_image, lengths.to(device))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
