@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 try:
@@ -20,7 +23,7 @@ from cracker.cli import app
 from cracker.ocr_training.export import export_checkpoint
 from cracker.ocr_training.generators import ALPHABET, samples
 from cracker.ocr_training.network import DEFAULT_SIZE, SMALL, CrnnLite, Size, grow, load, size_of
-from cracker.ocr_training.train import HEIGHT, TrainConfig, train
+from cracker.ocr_training.train import _POOL, HEIGHT, CaptchaStream, TrainConfig, train
 from cracker.solvers.ocr.model import OcrModel
 from cracker.solvers.ocr.reader import OcrReader
 
@@ -70,9 +73,11 @@ def test_the_shipped_checkpoint_is_the_shipped_model(reader: OcrReader) -> None:
     np.testing.assert_allclose(reader.model.run(images), expected, atol=1e-3)
 
 
-def test_a_short_training_run_writes_a_model_the_solver_loads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_a_short_training_run_writes_a_model_the_solver_loads(tmp_path: Path, precision: str) -> None:
     out = tmp_path / "model"
-    summary = train(TrainConfig(out=out, steps=3, batch_size=4, workers=0, size=TINY, seed=5, width=96))
+    summary = train(TrainConfig(out=out, steps=3, batch_size=4, workers=0, size=TINY, seed=5, width=96,
+                                precision=precision))
     assert summary["steps"] == 3 and summary["images"] == 12
     model = OcrModel(out / "model.onnx")
     assert (model.info.width, model.info.height, model.info.alphabet) == (96, HEIGHT, ALPHABET)
@@ -82,6 +87,39 @@ def test_a_short_training_run_writes_a_model_the_solver_loads(tmp_path: Path) ->
     export_checkpoint(out / "checkpoint.pt", tmp_path / "exported", 96)
     batch = np.random.default_rng(1).normal(size=(2, 3, HEIGHT, 96)).astype(np.float32)
     np.testing.assert_allclose(OcrModel(tmp_path / "exported" / "model.onnx").run(batch), model.run(batch), atol=1e-5)
+
+
+def test_an_unknown_precision_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="precision must be bf16 or fp32"):
+        train(TrainConfig(out=tmp_path, steps=1, batch_size=2, workers=0, size=TINY, precision="fp16"))
+
+
+class _CountingStream(CaptchaStream):
+    """Draws a blank image labelled with a serial number, and counts the draws."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__(config)
+        self.draws = 0
+
+    def _draw(self, rng: random.Random) -> tuple[Image.Image, str]:
+        self.draws += 1
+        return Image.new("RGB", (40, 20), "white"), str(self.draws)
+
+
+@pytest.mark.parametrize("reuse", [1.0, 3.0])
+def test_each_drawn_image_is_used_about_reuse_times(tmp_path: Path, reuse: float) -> None:
+    stream = _CountingStream(TrainConfig(out=tmp_path, reuse=reuse, width=48))
+    items = list(itertools.islice(iter(stream), _POOL + 3000))
+    labels = [label for _, label in items]
+    if reuse == 1.0:
+        assert stream.draws == len(items) and len(set(labels)) == len(labels)
+        return
+    # The pool fills with fresh images first, then a fresh one comes with probability 1 / reuse.
+    assert labels[:_POOL] == [str(number) for number in range(1, _POOL + 1)]
+    assert 850 < stream.draws - _POOL < 1150  # 1,000 expected; the standard deviation is about 26
+    # Reuses are spread out: a batch of 64 rarely holds the same image twice.
+    batches = [labels[start:start + 64] for start in range(_POOL, len(labels) - 63, 64)]
+    assert np.mean([len(set(batch)) for batch in batches]) > 60
 
 
 def test_fine_tuning_on_a_labelled_folder_grows_the_checkpoint_it_starts_from(tmp_path: Path) -> None:

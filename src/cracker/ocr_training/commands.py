@@ -51,7 +51,7 @@ def evaluate(folder: Path | None, generated: int, model_path: Path | None, case_
 
 def train(out: Path, steps: int, minutes: float | None, batch_size: int, learning_rate: float, threads: int,
           workers: int, user_folder: Path | None, init: Path | None, evaluate_count: int, seed: int,
-          width: int, device: str = "auto") -> None:
+          width: int, *, device: str = "auto", precision: str = "bf16", reuse: float = 2.0) -> None:
     from cracker.ocr_training.train import TrainConfig
     from cracker.ocr_training.train import train as run_training
 
@@ -63,6 +63,7 @@ def train(out: Path, steps: int, minutes: float | None, batch_size: int, learnin
     summary = run_training(TrainConfig(
         out=out, steps=steps, minutes=minutes, batch_size=batch_size, learning_rate=learning_rate, threads=threads,
         workers=workers, user_folder=user_folder, init=init, seed=seed, width=width, device=device,
+        precision=precision, reuse=reuse,
     ))
     console.print(
         f"[bold]trained[/bold] {summary['steps']:.0f} steps, {summary['images']:.0f} images in "

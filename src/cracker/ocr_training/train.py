@@ -33,6 +33,8 @@ HEIGHT = 32
 #: convolutional plus a recurrent head, so a checkpoint trained at one width fine-tunes at another.
 WIDTH = 192
 MAX_LABEL = 8
+#: Images each data process keeps for reuse (about 25 MB of small PIL images).
+_POOL = 1024
 
 
 @dataclass
@@ -59,6 +61,14 @@ class TrainConfig:
     #: ``cpu``, ``cuda``, or ``auto`` (CUDA when a GPU is visible). Images are drawn on the CPU
     #: by ``workers`` processes either way.
     device: str = "auto"
+    #: ``bf16`` runs the forward pass under bfloat16 autocast (weights, gradients and the CTC loss
+    #: stay float32); ``fp32`` runs it all in float32. bf16 with channels-last maps is 2.1x faster per
+    #: step on this project's CPU (AVX512-BF16), and it is what tensor cores run on a GPU.
+    precision: str = "bf16"
+    #: How many times, on average, each drawn image is used (each time with a fresh crop and palette).
+    #: Drawing costs about 3.6 ms an image, as much as a bf16 training step spends on it, so on two
+    #: cores the drawing process would otherwise hold the trainer back.
+    reuse: float = 2.0
     #: Stop after this many minutes even if ``steps`` are not done; the learning-rate schedule then
     #: follows the clock, so a run on a busy machine still anneals properly before it ends.
     minutes: float | None = None
@@ -82,17 +92,30 @@ class CaptchaStream(IterableDataset[tuple[np.ndarray, str]]):
         self.config = config
         self.user = read_folder(config.user_folder) if config.user_folder else []
 
+    def _draw(self, rng: random.Random) -> tuple[Image.Image, str]:
+        if self.user and rng.random() < self.config.user_share:
+            path, text = rng.choice(self.user)
+            return decode(path.read_bytes()), text
+        drawn = sample(rng.choice(list(self.config.generators)), rng)
+        return drawn.image, drawn.text
+
     def __iter__(self) -> Iterator[tuple[np.ndarray, str]]:
         info = get_worker_info()
         # One stream per worker process; a new --seed gives new images (fine-tuning after a first run).
         rng = random.Random(self.config.seed * 1000 + (info.id if info else 0))
+        # Reuse: a pool of drawn images; each step draws a fresh one into a random slot with
+        # probability 1 / reuse, then yields a random slot. Uses are spread over the pool's lifetime,
+        # so one batch rarely holds the same image twice.
+        pool: list[tuple[Image.Image, str]] = []
         while True:
-            if self.user and rng.random() < self.config.user_share:
-                path, text = rng.choice(self.user)
-                image = decode(path.read_bytes())
-            else:
-                drawn = sample(rng.choice(list(self.config.generators)), rng)
-                image, text = drawn.image, drawn.text
+            filling = len(pool) < _POOL
+            if self.config.reuse <= 1.0 or filling or rng.random() * self.config.reuse < 1.0:
+                drawn = self._draw(rng)
+                if filling:
+                    pool.append(drawn)
+                else:
+                    pool[rng.randrange(_POOL)] = drawn
+            image, text = drawn if self.config.reuse <= 1.0 or filling else rng.choice(pool)
             if rng.random() < 0.2:  # the odd inverted palette: light text on a dark ground
                 image = Image.eval(image, lambda value: 255 - value)
             yield to_input(_jitter(image, rng), HEIGHT, self.config.width), text
@@ -160,7 +183,11 @@ def train(config: TrainConfig) -> dict[str, float]:
         model = load(torch.load(config.init, weights_only=True), len(ALPHABET), HEIGHT, config.size)
     else:
         model = CrnnLite(len(ALPHABET), HEIGHT, config.size)
-    model.to(device)
+    # Channels-last feature maps: oneDNN's convolutions, pooling and batch norm run faster on them.
+    model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # the stubs omit memory_format
+    if config.precision not in ("bf16", "fp32"):
+        raise ValueError(f"precision must be bf16 or fp32, not {config.precision!r}")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     warmup = 0.05 if config.init else 0.15
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
@@ -181,7 +208,9 @@ def train(config: TrainConfig) -> dict[str, float]:
         learning_rate = _one_cycle(min(done, 1.0), warmup, config.learning_rate)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate
-        log_probs = model(images.to(device, non_blocking=True))
+        with autocast:
+            log_probs = model(images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last))
+        log_probs = log_probs.float()  # CTC's sums over 48 steps want float32
         steps_per_image = torch.full((images.shape[0],), log_probs.shape[1], dtype=torch.long, device=device)
         loss = ctc(log_probs.permute(1, 0, 2), targets.to(device), steps_per_image, lengths.to(device))
         optimiser.zero_grad(set_to_none=True)
@@ -207,7 +236,8 @@ def train(config: TrainConfig) -> dict[str, float]:
         if finished:
             break
     progress.close()
-    export_onnx(model.cpu(), config.out, config.extra, config.width)
+    model.to("cpu", memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    export_onnx(model, config.out, config.extra, config.width)
     return {
         "steps": step,
         "images": step * config.batch_size,
