@@ -31,12 +31,21 @@ import onnxruntime  # type: ignore[import-untyped]
 from PIL import Image, ImageDraw, ImageFont
 
 from cracker.ocr_training.evaluate import edit_distance
-from cracker.ocr_training.generators import ALL_GENERATORS, ALPHABET, TRAIN_GENERATORS, samples, training_fonts
+from cracker.ocr_training.generators import (
+    ALL_GENERATORS,
+    ALPHABET,
+    TRAIN_GENERATORS,
+    Sample,
+    samples,
+    training_fonts,
+)
 from cracker.solvers.ocr.model import OcrModel
 from cracker.solvers.ocr.preprocess import decode
 from cracker.solvers.ocr.reader import OcrReader
 
 Engine = Callable[[bytes], str]
+#: An image, its label, and each engine's reading of it.
+Shown = tuple[Image.Image, str, dict[str, str]]
 
 
 @dataclass
@@ -131,7 +140,7 @@ def wilson(share: float, count: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def picture(path: Path, shown: list[tuple[Image.Image, str, dict[str, str]]]) -> None:
+def picture(path: Path, shown: list[Shown]) -> None:
     # A font whose zero differs from O (DejaVu Sans Mono's is dotted), or the picture misleads.
     mono = [f for f in training_fonts() if f.endswith("DejaVuSansMono.ttf")] or [training_fonts()[0]]
     font = ImageFont.truetype(mono[0], 14)
@@ -160,6 +169,8 @@ def main() -> None:
     parser.add_argument("--per-generator", type=int, default=250)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--picture", type=Path, default=Path("bench/ocr_samples.png"))
+    parser.add_argument("--errors", type=Path, default=Path("bench/ocr_errors.png"),
+                        help="Picture of our misreadings on the training generators (lookalike-only ones left out)")
     parser.add_argument("--no-tesseract", action="store_true")
     parser.add_argument("--candidate", type=Path, default=None,
                         help="Also score this model.onnx (a freshly trained one) on the same images")
@@ -214,6 +225,24 @@ def main() -> None:
             shown.append((drawn[index].image, drawn[index].text, readings))
     picture(args.picture, shown)
     print(f"picture: {args.picture}")
+    misread = errors(sets, results)
+    if misread:
+        picture(args.errors, misread[:40])
+    print(f"picture of {min(len(misread), 40)} of our {len(misread)} misreadings that are not only lookalikes "
+          f"(O/0, I/l/1) on the training generators: {args.errors}")
+
+
+def errors(sets: dict[str, list[Sample]], results: dict[tuple[str, str], Result]) -> list[Shown]:
+    """Our misreadings on the training generators, but for those that merging lookalikes would forgive."""
+    def fold(text: str) -> str:
+        return text.translate(LOOKALIKES).casefold()
+
+    wrong = []
+    for generator in TRAIN_GENERATORS:
+        for drawn, text in zip(sets[generator], results[generator, "cracker"].texts, strict=True):
+            if fold(text) != fold(drawn.text):
+                wrong.append((drawn.image, drawn.text, {"cracker": text}))
+    return wrong
 
 
 if __name__ == "__main__":
