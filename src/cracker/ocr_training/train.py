@@ -223,8 +223,10 @@ def train(config: TrainConfig) -> dict[str, float]:
         accuracy = float(np.mean([a == b for a, b in zip(greedy_decode(log_probs.detach().cpu()), truth, strict=True)]))
         smoothed_loss = loss.item() if math.isnan(smoothed_loss) else 0.98 * smoothed_loss + 0.02 * loss.item()
         smoothed_acc = 0.98 * smoothed_acc + 0.02 * accuracy
+        # refresh=False: the bar redraws on update(), at most every 10 s, not at every step (a log
+        # file of a two-hour run was growing by one line per step).
         progress.set_postfix(
-            loss=f"{smoothed_loss:.3f}", acc=f"{smoothed_acc:.3f}", lr=f"{learning_rate:.1e}"
+            loss=f"{smoothed_loss:.3f}", acc=f"{smoothed_acc:.3f}", lr=f"{learning_rate:.1e}", refresh=False
         )
         progress.update()
         finished = done >= 1.0
