@@ -241,8 +241,8 @@ def train_ocr(
     width: Annotated[int, typer.Option(help="Input width in pixels (height is 32)")] = 192,
     device: Annotated[str, typer.Option(help="auto (a CUDA GPU when one is visible), cpu or cuda")] = "auto",
     precision: Annotated[
-        str, typer.Option(help="bf16 (autocast; 2x faster on CPUs with AVX512-BF16 and on GPUs) or fp32")
-    ] = "bf16",
+        str, typer.Option(help="auto (bf16 where the CPU or GPU runs it natively), bf16 (autocast) or fp32")
+    ] = "auto",
     reuse: Annotated[
         float, typer.Option(help="Average uses of each drawn image, each with a fresh crop (1: draw every image)")
     ] = 2.0,

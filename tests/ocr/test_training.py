@@ -73,7 +73,7 @@ def test_the_shipped_checkpoint_is_the_shipped_model(reader: OcrReader) -> None:
     np.testing.assert_allclose(reader.model.run(images), expected, atol=1e-3)
 
 
-@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+@pytest.mark.parametrize("precision", ["auto", "bf16", "fp32"])
 def test_a_short_training_run_writes_a_model_the_solver_loads(tmp_path: Path, precision: str) -> None:
     out = tmp_path / "model"
     summary = train(TrainConfig(out=out, steps=3, batch_size=4, workers=0, size=TINY, seed=5, width=96,
@@ -90,7 +90,7 @@ def test_a_short_training_run_writes_a_model_the_solver_loads(tmp_path: Path, pr
 
 
 def test_an_unknown_precision_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="precision must be bf16 or fp32"):
+    with pytest.raises(ValueError, match="precision must be auto, bf16 or fp32"):
         train(TrainConfig(out=tmp_path, steps=1, batch_size=2, workers=0, size=TINY, precision="fp16"))
 
 

@@ -51,7 +51,7 @@ def evaluate(folder: Path | None, generated: int, model_path: Path | None, case_
 
 def train(out: Path, steps: int, minutes: float | None, batch_size: int, learning_rate: float, threads: int,
           workers: int, user_folder: Path | None, init: Path | None, evaluate_count: int, seed: int,
-          width: int, *, device: str = "auto", precision: str = "bf16", reuse: float = 2.0) -> None:
+          width: int, *, device: str = "auto", precision: str = "auto", reuse: float = 2.0) -> None:
     from cracker.ocr_training.train import TrainConfig
     from cracker.ocr_training.train import train as run_training
 

@@ -62,9 +62,10 @@ class TrainConfig:
     #: by ``workers`` processes either way.
     device: str = "auto"
     #: ``bf16`` runs the forward pass under bfloat16 autocast (weights, gradients and the CTC loss
-    #: stay float32); ``fp32`` runs it all in float32. bf16 with channels-last maps is 2.1x faster per
-    #: step on this project's CPU (AVX512-BF16), and it is what tensor cores run on a GPU.
-    precision: str = "bf16"
+    #: stay float32); ``fp32`` runs it all in float32; ``auto`` takes bf16 where the hardware runs it
+    #: natively (a CPU with AVX512-BF16 or AMX, a GPU with bf16 support). bf16 with channels-last maps
+    #: is 2.1x faster per step on this project's CPU; elsewhere it is emulated, and slower.
+    precision: str = "auto"
     #: How many times, on average, each drawn image is used (each time with a fresh crop and palette).
     #: Drawing costs about 3.6 ms an image, as much as a bf16 training step spends on it, so on two
     #: cores the drawing process would otherwise hold the trainer back.
@@ -172,6 +173,18 @@ def _one_cycle(done: float, warmup: float, peak: float) -> float:
     return peak * (0.01 + 0.99 * cosine)
 
 
+def _use_bf16(precision: str, device: torch.device) -> bool:
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    # Private but long-standing probes (torch 2.1+); a torch without them gets float32.
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe is not None and probe() for probe in probes)
+
+
 def train(config: TrainConfig) -> dict[str, float]:
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -185,9 +198,7 @@ def train(config: TrainConfig) -> dict[str, float]:
         model = CrnnLite(len(ALPHABET), HEIGHT, config.size)
     # Channels-last feature maps: oneDNN's convolutions, pooling and batch norm run faster on them.
     model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # the stubs omit memory_format
-    if config.precision not in ("bf16", "fp32"):
-        raise ValueError(f"precision must be bf16 or fp32, not {config.precision!r}")
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=_use_bf16(config.precision, device))
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     warmup = 0.05 if config.init else 0.15
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
