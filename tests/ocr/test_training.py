@@ -22,6 +22,7 @@ except ImportError:  # the ocr-train extra is not installed
 from cracker.cli import app
 from cracker.ocr_training.export import export_checkpoint
 from cracker.ocr_training.generators import ALPHABET, samples
+from cracker.ocr_training.history import read as read_history
 from cracker.ocr_training.network import DEFAULT_SIZE, SMALL, CrnnLite, Size, grow, load, size_of
 from cracker.ocr_training.train import _POOL, HEIGHT, CaptchaStream, TrainConfig, train
 from cracker.solvers.ocr.model import OcrModel
@@ -79,6 +80,10 @@ def test_a_short_training_run_writes_a_model_the_solver_loads(tmp_path: Path, pr
     summary = train(TrainConfig(out=out, steps=3, batch_size=4, workers=0, size=TINY, seed=5, width=96,
                                 precision=precision))
     assert summary["steps"] == 3 and summary["images"] == 12
+    # The curve: the last step is always recorded, and drawn.
+    points = read_history(out / "history.csv")
+    assert points[-1].step == 3 and points[-1].images == 12 and points[-1].learning_rate > 0
+    assert (out / "history.png").read_bytes().startswith(b"\x89PNG")
     model = OcrModel(out / "model.onnx")
     assert (model.info.width, model.info.height, model.info.alphabet) == (96, HEIGHT, ALPHABET)
     reading = OcrReader(model).read([samples(["pillow"], 1, seed=1)[0].image])[0]

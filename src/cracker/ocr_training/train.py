@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
 from cracker.ocr_training.generators import ALPHABET, TRAIN_GENERATORS, sample
+from cracker.ocr_training.history import History, Point
 from cracker.ocr_training.labelled import read_folder
 from cracker.ocr_training.network import DEFAULT_SIZE, CrnnLite, Size, load
 from cracker.solvers.ocr.preprocess import decode, to_input
@@ -207,6 +208,7 @@ def train(config: TrainConfig) -> dict[str, float]:
         collate_fn=_collate, prefetch_factor=4 if config.workers else None, persistent_workers=bool(config.workers),
     )
     config.out.mkdir(parents=True, exist_ok=True)
+    history = History(config.out)
     started = time.monotonic()
     smoothed_loss, smoothed_acc = math.nan, 0.0
     progress = tqdm(total=config.steps, desc="train-ocr", unit="step", mininterval=10)
@@ -241,6 +243,8 @@ def train(config: TrainConfig) -> dict[str, float]:
         )
         progress.update()
         finished = done >= 1.0
+        history.record(Point(step, (time.monotonic() - started) / 60, step * config.batch_size, smoothed_loss,
+                             smoothed_acc, learning_rate), last=finished)
         if step % config.checkpoint_every == 0 or finished:
             torch.save({key: value.cpu() for key, value in model.state_dict().items()}, config.out / "checkpoint.pt")
             elapsed = time.monotonic() - started
@@ -249,6 +253,7 @@ def train(config: TrainConfig) -> dict[str, float]:
         if finished:
             break
     progress.close()
+    history.close()
     model.to("cpu", memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     export_onnx(model, config.out, config.extra, config.width)
     return {
