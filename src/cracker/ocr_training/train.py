@@ -210,7 +210,7 @@ def train(config: TrainConfig) -> dict[str, float]:
     config.out.mkdir(parents=True, exist_ok=True)
     history = History(config.out)
     started = time.monotonic()
-    smoothed_loss, smoothed_acc = math.nan, 0.0
+    smoothed_loss, smoothed_acc = math.nan, math.nan
     progress = tqdm(total=config.steps, desc="train-ocr", unit="step", mininterval=10)
     model.train()
     done, step = 0.0, 0
@@ -235,7 +235,7 @@ def train(config: TrainConfig) -> dict[str, float]:
                  for i in range(len(lengths))]
         accuracy = float(np.mean([a == b for a, b in zip(greedy_decode(log_probs.detach().cpu()), truth, strict=True)]))
         smoothed_loss = loss.item() if math.isnan(smoothed_loss) else 0.98 * smoothed_loss + 0.02 * loss.item()
-        smoothed_acc = 0.98 * smoothed_acc + 0.02 * accuracy
+        smoothed_acc = accuracy if step == 1 else 0.98 * smoothed_acc + 0.02 * accuracy
         # refresh=False: the bar redraws on update(), at most every 10 s, not at every step (a log
         # file of a two-hour run was growing by one line per step).
         progress.set_postfix(
