@@ -39,6 +39,7 @@ from cracker.ocr_training.generators import (
     samples,
     training_fonts,
 )
+from cracker.ocr_training.train import font_warning
 from cracker.solvers.ocr.model import OcrModel
 from cracker.solvers.ocr.preprocess import decode
 from cracker.solvers.ocr.reader import OcrReader
@@ -178,7 +179,10 @@ def main() -> None:
                         help="Tesseract reads only the first N images of each set (it takes 0.2 to 1 s per image)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else time.time_ns() % 1_000_000_007
-    print(f"seed {seed}, {args.per_generator} images per generator", flush=True)
+    print(f"seed {seed}, {args.per_generator} images per generator, {len(training_fonts())} fonts", flush=True)
+    warning = font_warning()
+    if warning:
+        print(warning, "The images differ from those of bench/RESULTS.md.", flush=True)
     sets = {name: samples([name], args.per_generator, seed) for name in ALL_GENERATORS}
     engines: dict[str, Engine] = {"cracker": ours()}
     if args.candidate is not None:

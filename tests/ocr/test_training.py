@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 from pathlib import Path
@@ -149,3 +150,21 @@ def test_eval_ocr_scores_a_labelled_folder(tmp_path: Path) -> None:
     assert "sequence acc." in result.output and str(tmp_path) in result.output
     row = next(line for line in result.output.splitlines() if str(tmp_path) in line)
     assert "│ 6 " in row  # six images scored
+
+
+def test_training_warns_when_font_packages_are_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A run without the fonts the shipped model learned would forget them: it says so, and records its fonts."""
+    from cracker.ocr_training import generators
+    from cracker.ocr_training.train import font_warning
+
+    empty = tmp_path / "no-fonts"
+    empty.mkdir()
+    monkeypatch.setattr(generators, "_SYSTEM_FONT_DIRS", {**generators._SYSTEM_FONT_DIRS, str(empty): "fonts-example"})
+    assert generators.missing_font_packages()[-1] == "fonts-example"
+    warning = font_warning()
+    assert warning is not None and "apt-get install" in warning and "fonts-example" in warning
+    train(TrainConfig(out=tmp_path / "model", steps=1, batch_size=2, workers=0, size=TINY, width=96))
+    assert "fonts-example not installed" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert meta["training_fonts"] == str(len(generators.training_fonts()))

@@ -27,12 +27,13 @@ ALL_GENERATORS = TRAIN_GENERATORS + HELD_OUT_GENERATORS
 # Debian font packages (fonts-dejavu, fonts-liberation, fonts-freefont-ttf, fonts-comic-neue) widen
 # the training fonts when installed; without them the generators still work with the fonts that
 # ship inside the captcha package. Nothing at run time (the solver) needs any font.
-_SYSTEM_FONT_DIRS = (
-    "/usr/share/fonts/truetype/dejavu",
-    "/usr/share/fonts/truetype/liberation",
-    "/usr/share/fonts/truetype/freefont",
-    "/usr/share/fonts/opentype/comic-neue",
-)
+#: Each system font folder, and the Debian package that fills it.
+_SYSTEM_FONT_DIRS = {
+    "/usr/share/fonts/truetype/dejavu": "fonts-dejavu",
+    "/usr/share/fonts/truetype/liberation": "fonts-liberation",
+    "/usr/share/fonts/truetype/freefont": "fonts-freefont-ttf",
+    "/usr/share/fonts/opentype/comic-neue": "fonts-comic-neue",
+}
 #: Fonts that cannot draw plain Latin letters legibly (maths symbols only).
 _SKIP_FONTS = ("DejaVuMathTeXGyre",)
 
@@ -52,6 +53,13 @@ def training_fonts() -> tuple[str, ...]:
         if not any(skip in path.name for skip in _SKIP_FONTS)
     ]
     return (str(bundled), *system)
+
+
+def missing_font_packages() -> list[str]:
+    """The font packages not installed here. The shipped model was trained and is benchmarked with
+    all of them (56 fonts); without some, training draws fewer styles and forgets the others, and a
+    benchmark's images are not the ones in bench/RESULTS.md."""
+    return [package for folder, package in _SYSTEM_FONT_DIRS.items() if not any(Path(folder).glob("*.[ot]tf"))]
 
 
 @cache

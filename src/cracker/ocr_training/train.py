@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
-from cracker.ocr_training.generators import ALPHABET, TRAIN_GENERATORS, sample
+from cracker.ocr_training.generators import ALPHABET, TRAIN_GENERATORS, missing_font_packages, sample, training_fonts
 from cracker.ocr_training.history import History, Point
 from cracker.ocr_training.labelled import read_folder
 from cracker.ocr_training.network import DEFAULT_SIZE, CrnnLite, Size, load
@@ -186,7 +186,19 @@ def _use_bf16(precision: str, device: torch.device) -> bool:
     return any(probe is not None and probe() for probe in probes)
 
 
+def font_warning() -> str | None:
+    """What to say when font packages are missing: a run then silently trains on fewer styles."""
+    missing = missing_font_packages()
+    if not missing:
+        return None
+    return (f"warning: {len(training_fonts())} training fonts: {', '.join(missing)} not installed. The shipped model "
+            f"learned 56 fonts; training without these forgets them (apt-get install {' '.join(missing)}).")
+
+
 def train(config: TrainConfig) -> dict[str, float]:
+    warning = font_warning()
+    if warning:
+        print(warning, flush=True)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     if config.device == "auto":
@@ -255,7 +267,8 @@ def train(config: TrainConfig) -> dict[str, float]:
     progress.close()
     history.close()
     model.to("cpu", memory_format=torch.contiguous_format)  # type: ignore[call-overload]
-    export_onnx(model, config.out, config.extra, config.width)
+    # Which fonts the model saw, recorded with it: a model trained on fewer reads the rest worse.
+    export_onnx(model, config.out, {"training_fonts": str(len(training_fonts())), **config.extra}, config.width)
     return {
         "steps": step,
         "images": step * config.batch_size,
