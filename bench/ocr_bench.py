@@ -9,7 +9,7 @@ training generators and the two held out of training. Every engine reads the sam
 same PNG bytes, one image at a time on one core (onnxruntime sessions limited to one thread,
 Tesseract with OMP_THREAD_LIMIT=1), so the latency includes decoding the PNG. Sequence accuracy is
 case-insensitive (the default hint), and case-sensitive for our model too. Writes a picture of
-sample predictions.
+sample predictions, and one of our misreadings (--errors).
 """
 
 from __future__ import annotations
