@@ -36,10 +36,10 @@ from cracker.ocr_training.generators import (
     ALPHABET,
     TRAIN_GENERATORS,
     Sample,
+    font_warning,
     samples,
     training_fonts,
 )
-from cracker.ocr_training.train import font_warning
 from cracker.solvers.ocr.model import OcrModel
 from cracker.solvers.ocr.preprocess import decode
 from cracker.solvers.ocr.reader import OcrReader
@@ -122,15 +122,20 @@ def run(engine: Engine, images: list[bytes]) -> Result:
 LOOKALIKES = str.maketrans({"o": "0", "O": "0", "I": "1", "l": "1", "L": "1"})
 
 
+def fold(text: str, case_sensitive: bool = False, merge_lookalikes: bool = False) -> str:
+    # Merge before case-folding: folded first, a capital I would become i and escape the merge.
+    merged = text.translate(LOOKALIKES) if merge_lookalikes else text
+    return merged if case_sensitive else merged.casefold()
+
+
 def accuracy(texts: list[str], labels: list[str], case_sensitive: bool = False,
              merge_lookalikes: bool = False) -> tuple[float, float]:
-    def fold(text: str) -> str:
-        # Merge before case-folding: folded first, a capital I would become i and escape the merge.
-        merged = text.translate(LOOKALIKES) if merge_lookalikes else text
-        return merged if case_sensitive else merged.casefold()
+    def fold_one(text: str) -> str:
+        return fold(text, case_sensitive, merge_lookalikes)
 
-    exact = sum(fold(t) == fold(label) for t, label in zip(texts, labels, strict=True))
-    wrong = sum(min(edit_distance(fold(t), fold(label)), len(label)) for t, label in zip(texts, labels, strict=True))
+    exact = sum(fold_one(t) == fold_one(label) for t, label in zip(texts, labels, strict=True))
+    wrong = sum(min(edit_distance(fold_one(t), fold_one(label)), len(label))
+                for t, label in zip(texts, labels, strict=True))
     return exact / len(labels), 1 - wrong / sum(len(label) for label in labels)
 
 
@@ -238,13 +243,10 @@ def main() -> None:
 
 def errors(sets: dict[str, list[Sample]], results: dict[tuple[str, str], Result]) -> list[Shown]:
     """Our misreadings on the training generators, but for those that merging lookalikes would forgive."""
-    def fold(text: str) -> str:
-        return text.translate(LOOKALIKES).casefold()
-
     wrong = []
     for generator in TRAIN_GENERATORS:
         for drawn, text in zip(sets[generator], results[generator, "cracker"].texts, strict=True):
-            if fold(text) != fold(drawn.text):
+            if fold(text, merge_lookalikes=True) != fold(drawn.text, merge_lookalikes=True):
                 wrong.append((drawn.image, drawn.text, {"cracker": text}))
     return wrong
 

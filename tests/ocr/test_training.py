@@ -156,13 +156,12 @@ def test_training_warns_when_font_packages_are_missing(tmp_path: Path, monkeypat
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """A run without the fonts the shipped model learned would forget them: it says so, and records its fonts."""
     from cracker.ocr_training import generators
-    from cracker.ocr_training.train import font_warning
 
     empty = tmp_path / "no-fonts"
     empty.mkdir()
     monkeypatch.setattr(generators, "_SYSTEM_FONT_DIRS", {**generators._SYSTEM_FONT_DIRS, str(empty): "fonts-example"})
     assert generators.missing_font_packages()[-1] == "fonts-example"
-    warning = font_warning()
+    warning = generators.font_warning()
     assert warning is not None and "apt-get install" in warning and "fonts-example" in warning
     train(TrainConfig(out=tmp_path / "model", steps=1, batch_size=2, workers=0, size=TINY, width=96))
     assert "fonts-example not installed" in capsys.readouterr().out

@@ -62,6 +62,15 @@ def missing_font_packages() -> list[str]:
     return [package for folder, package in _SYSTEM_FONT_DIRS.items() if not any(Path(folder).glob("*.[ot]tf"))]
 
 
+def font_warning() -> str | None:
+    """What to say when font packages are missing: a run then silently trains on fewer styles."""
+    missing = missing_font_packages()
+    if not missing:
+        return None
+    return (f"warning: {len(training_fonts())} training fonts: {', '.join(missing)} not installed. The shipped model "
+            f"learned 56 fonts; training without these forgets them (apt-get install {' '.join(missing)}).")
+
+
 @cache
 def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size)

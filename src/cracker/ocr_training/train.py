@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
-from cracker.ocr_training.generators import ALPHABET, TRAIN_GENERATORS, missing_font_packages, sample, training_fonts
+from cracker.ocr_training.generators import ALPHABET, TRAIN_GENERATORS, font_warning, sample, training_fonts
 from cracker.ocr_training.history import History, Point
 from cracker.ocr_training.labelled import read_folder
 from cracker.ocr_training.network import DEFAULT_SIZE, CrnnLite, Size, load
@@ -110,14 +110,15 @@ class CaptchaStream(IterableDataset[tuple[np.ndarray, str]]):
         # so one batch rarely holds the same image twice.
         pool: list[tuple[Image.Image, str]] = []
         while True:
-            filling = len(pool) < _POOL
-            if self.config.reuse <= 1.0 or filling or rng.random() * self.config.reuse < 1.0:
-                drawn = self._draw(rng)
-                if filling:
-                    pool.append(drawn)
-                else:
-                    pool[rng.randrange(_POOL)] = drawn
-            image, text = drawn if self.config.reuse <= 1.0 or filling else rng.choice(pool)
+            if self.config.reuse <= 1.0:
+                image, text = self._draw(rng)
+            elif len(pool) < _POOL:
+                pool.append(self._draw(rng))
+                image, text = pool[-1]
+            else:
+                if rng.random() * self.config.reuse < 1.0:
+                    pool[rng.randrange(_POOL)] = self._draw(rng)
+                image, text = rng.choice(pool)
             if rng.random() < 0.2:  # the odd inverted palette: light text on a dark ground
                 image = Image.eval(image, lambda value: 255 - value)
             yield to_input(_jitter(image, rng), HEIGHT, self.config.width), text
@@ -184,15 +185,6 @@ def _use_bf16(precision: str, device: torch.device) -> bool:
     # Private but long-standing probes (torch 2.1+); a torch without them gets float32.
     probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     return any(probe is not None and probe() for probe in probes)
-
-
-def font_warning() -> str | None:
-    """What to say when font packages are missing: a run then silently trains on fewer styles."""
-    missing = missing_font_packages()
-    if not missing:
-        return None
-    return (f"warning: {len(training_fonts())} training fonts: {', '.join(missing)} not installed. The shipped model "
-            f"learned 56 fonts; training without these forgets them (apt-get install {' '.join(missing)}).")
 
 
 def train(config: TrainConfig) -> dict[str, float]:
