@@ -36,6 +36,7 @@ WIDTH = 192
 MAX_LABEL = 8
 #: Images each data process keeps for reuse (about 25 MB of small PIL images).
 _POOL = 1024
+_CTC = nn.CTCLoss(blank=0, zero_infinity=True)
 
 
 @dataclass
@@ -64,8 +65,9 @@ class TrainConfig:
     device: str = "auto"
     #: ``bf16`` runs the forward pass under bfloat16 autocast (weights, gradients and the CTC loss
     #: stay float32); ``fp32`` runs it all in float32; ``auto`` takes bf16 where the hardware runs it
-    #: natively (a CPU with AVX512-BF16 or AMX, a GPU with bf16 support). bf16 with channels-last maps
-    #: is 2.1x faster per step on this project's CPU; elsewhere it is emulated, and slower.
+    #: fast (a CPU with AMX, a GPU with bf16 support). On one thread of a CPU with AMX, a step took
+    #: 0.243 s in bf16 against 0.516 s in float32; on one with AVX512-BF16 but no AMX, bf16 took 1.4x
+    #: the float32 time (bench/ocr_train_step_bench.py).
     precision: str = "auto"
     #: How many times, on average, each drawn image is used (each time with a fresh crop and palette).
     #: Drawing costs about 3.6 ms an image, as much as a bf16 training step spends on it, so on two
@@ -175,16 +177,36 @@ def _one_cycle(done: float, warmup: float, peak: float) -> float:
     return peak * (0.01 + 0.99 * cosine)
 
 
-def _use_bf16(precision: str, device: torch.device) -> bool:
+def use_bf16(precision: str, device: torch.device) -> bool:
     if precision not in ("auto", "bf16", "fp32"):
         raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
     if precision != "auto":
         return precision == "bf16"
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
-    # Private but long-standing probes (torch 2.1+); a torch without them gets float32.
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(probe is not None and probe() for probe in probes)
+    # Only AMX's tile units make bf16 pay on a CPU: with AVX512-BF16 alone, a step of this network
+    # took 1.4x as long as float32 (bench/ocr_train_step_bench.py). The probe is private but
+    # long-standing (torch 2.1+); a torch without it gets float32.
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return amx is not None and bool(amx())
+
+
+def training_step(
+    model: nn.Module, optimiser: torch.optim.Optimizer, autocast: torch.autocast,
+    images: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on a batch; the loss and the (float32) log-probabilities it came from."""
+    device = next(model.parameters()).device
+    with autocast:
+        log_probs = model(images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last))
+    log_probs = log_probs.float()  # CTC's sums over 48 steps want float32
+    steps_per_image = torch.full((images.shape[0],), log_probs.shape[1], dtype=torch.long, device=device)
+    loss = _CTC(log_probs.permute(1, 0, 2), targets.to(device), steps_per_image, lengths.to(device))
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    optimiser.step()
+    return loss, log_probs
 
 
 def train(config: TrainConfig) -> dict[str, float]:
@@ -203,10 +225,9 @@ def train(config: TrainConfig) -> dict[str, float]:
         model = CrnnLite(len(ALPHABET), HEIGHT, config.size)
     # Channels-last feature maps: oneDNN's convolutions, pooling and batch norm run faster on them.
     model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # the stubs omit memory_format
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=_use_bf16(config.precision, device))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(config.precision, device))
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     warmup = 0.05 if config.init else 0.15
-    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     loader = DataLoader(
         CaptchaStream(config), batch_size=config.batch_size, num_workers=config.workers,
         collate_fn=_collate, prefetch_factor=4 if config.workers else None, persistent_workers=bool(config.workers),
@@ -225,15 +246,7 @@ def train(config: TrainConfig) -> dict[str, float]:
         learning_rate = _one_cycle(min(done, 1.0), warmup, config.learning_rate)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate
-        with autocast:
-            log_probs = model(images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last))
-        log_probs = log_probs.float()  # CTC's sums over 48 steps want float32
-        steps_per_image = torch.full((images.shape[0],), log_probs.shape[1], dtype=torch.long, device=device)
-        loss = ctc(log_probs.permute(1, 0, 2), targets.to(device), steps_per_image, lengths.to(device))
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimiser.step()
+        loss, log_probs = training_step(model, optimiser, autocast, images, targets, lengths)
         # The batch's own sequence accuracy, a free (if optimistic) running measure.
         truth = ["".join(ALPHABET[v - 1] for v in targets[int(lengths[:i].sum()):int(lengths[:i + 1].sum())])
                  for i in range(len(lengths))]

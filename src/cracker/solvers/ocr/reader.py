@@ -7,21 +7,38 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from cracker.solvers.ocr import second_look
 from cracker.solvers.ocr.decoding import Hints, Reading, decode
 from cracker.solvers.ocr.model import OcrModel
 from cracker.solvers.ocr.preprocess import to_input
 
 
 class OcrReader:
-    def __init__(self, model: OcrModel | None = None) -> None:
+    def __init__(self, model: OcrModel | None = None, *, second_look: bool = True) -> None:
         self.model = model or OcrModel()
+        #: Whether doubtful readings get a second look (see :mod:`cracker.solvers.ocr.second_look`).
+        self.second_look = second_look
 
     def read(self, images: Sequence[Image.Image], hints: Sequence[Hints] | Hints = Hints()) -> list[Reading | None]:
-        """One reading per image (None where the hints allow no text), in one model run."""
+        """One reading per image (None where the hints allow no text): one model run, plus one more
+        for the doubtful readings' other views."""
+        per_image = [hints] * len(images) if isinstance(hints, Hints) else list(hints)
+        readings = self._read_once(images, per_image)
+        doubtful = [index for index, reading in enumerate(readings)
+                    if self.second_look and reading is not None and reading.confidence < second_look.DOUBTFUL_BELOW]
+        if not doubtful:
+            return readings
+        more = self._read_once([view for index in doubtful for view in second_look.views(images[index])],
+                               [per_image[index] for index in doubtful for _ in range(second_look.VIEWS)])
+        for position, index in enumerate(doubtful):
+            others = more[position * second_look.VIEWS:(position + 1) * second_look.VIEWS]
+            readings[index] = second_look.vote([readings[index], *others])
+        return readings
+
+    def _read_once(self, images: Sequence[Image.Image], hints: Sequence[Hints]) -> list[Reading | None]:
         if not images:
             return []
         info = self.model.info
         batch = np.stack([to_input(image, info.height, info.width) for image in images])
-        per_image = [hints] * len(images) if isinstance(hints, Hints) else list(hints)
         log_probs = self.model.run(batch)
-        return [decode(rows, info.alphabet, hint) for rows, hint in zip(log_probs, per_image, strict=True)]
+        return [decode(rows, info.alphabet, hint) for rows, hint in zip(log_probs, hints, strict=True)]
