@@ -51,7 +51,8 @@ class InferenceBatcher:
         self.max_wait_s = max_wait_s
         self._queue: queue.SimpleQueue[_Request | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        #: Model runs so far and the images they read (their ratio is the mean batch size).
+        #: Batches read so far and the images in them (their ratio is the mean batch size; a batch with
+        #: doubtful readings takes a second model run for their other views).
         self.runs = 0
         self.images = 0
 
