@@ -25,7 +25,15 @@ from cracker.ocr_training.export import export_checkpoint
 from cracker.ocr_training.generators import ALPHABET, samples
 from cracker.ocr_training.history import read as read_history
 from cracker.ocr_training.network import DEFAULT_SIZE, SMALL, CrnnLite, Size, grow, load, size_of
-from cracker.ocr_training.train import _POOL, HEIGHT, CaptchaStream, TrainConfig, train, use_bf16
+from cracker.ocr_training.train import (
+    _POOL,
+    HEIGHT,
+    CaptchaStream,
+    TrainConfig,
+    time_precisions,
+    train,
+    use_bf16,
+)
 from cracker.solvers.ocr.model import OcrModel
 from cracker.solvers.ocr.reader import OcrReader
 
@@ -100,17 +108,17 @@ def test_an_unknown_precision_is_refused(tmp_path: Path) -> None:
         train(TrainConfig(out=tmp_path, steps=1, batch_size=2, workers=0, size=TINY, precision="fp16"))
 
 
-@pytest.mark.parametrize(
-    ("amx", "avx512_bf16", "expected"), [(True, True, True), (False, True, False), (False, False, False)]
-)
-def test_auto_precision_takes_bf16_on_a_cpu_only_with_amx(
-    monkeypatch: pytest.MonkeyPatch, amx: bool, avx512_bf16: bool, expected: bool
-) -> None:
-    # AVX512-BF16 without AMX made a step 1.4x slower than float32 (bench/ocr_train_step_bench.py).
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
-    assert use_bf16("auto", torch.device("cpu")) is expected
-    assert use_bf16("bf16", torch.device("cpu")) and not use_bf16("fp32", torch.device("cpu"))
+def test_auto_precision_times_both_and_leaves_the_model_as_it_was(capsys: pytest.CaptureFixture[str]) -> None:
+    model = CrnnLite(len(ALPHABET), HEIGHT, TINY)
+    model.train()
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    chose = use_bf16("auto", model, batch_size=4, width=64)
+    assert f"training in {'bf16' if chose else 'fp32'}" in capsys.readouterr().out
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key  # weights and batch norm's statistics alike
+    times = time_precisions(model, batch_size=4, width=64, rounds=2)
+    assert set(times) == {"fp32", "bf16"} and all(seconds > 0 for seconds in times.values())
+    assert use_bf16("bf16", model, 4) and not use_bf16("fp32", model, 4)
 
 
 class _CountingStream(CaptchaStream):

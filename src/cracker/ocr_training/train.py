@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import statistics
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -65,9 +66,8 @@ class TrainConfig:
     device: str = "auto"
     #: ``bf16`` runs the forward pass under bfloat16 autocast (weights, gradients and the CTC loss
     #: stay float32); ``fp32`` runs it all in float32; ``auto`` takes bf16 where the hardware runs it
-    #: fast (a CPU with AMX, a GPU with bf16 support). On one thread of a CPU with AMX, a step took
-    #: 0.243 s in bf16 against 0.516 s in float32; on one with AVX512-BF16 but no AMX, bf16 took 1.4x
-    #: the float32 time (bench/ocr_train_step_bench.py).
+    #: faster: a GPU with bf16 support, or a CPU where a few timed steps say so (the CPU's flags do
+    #: not tell; see :func:`use_bf16` and bench/ocr_train_step_bench.py).
     precision: str = "auto"
     #: How many times, on average, each drawn image is used (each time with a fresh crop and palette).
     #: Drawing costs about 3.6 ms an image, as much as a bf16 training step spends on it, so on two
@@ -177,18 +177,48 @@ def _one_cycle(done: float, warmup: float, peak: float) -> float:
     return peak * (0.01 + 0.99 * cosine)
 
 
-def use_bf16(precision: str, device: torch.device) -> bool:
+def use_bf16(precision: str, model: nn.Module, batch_size: int, width: int = WIDTH) -> bool:
+    """Whether to train under bf16 autocast; ``auto`` on a CPU times a few steps each way to decide."""
     if precision not in ("auto", "bf16", "fp32"):
         raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
     if precision != "auto":
         return precision == "bf16"
-    if device.type == "cuda":
+    if next(model.parameters()).device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
-    # Only AMX's tile units make bf16 pay on a CPU: with AVX512-BF16 alone, a step of this network
-    # took 1.4x as long as float32 (bench/ocr_train_step_bench.py). The probe is private but
-    # long-standing (torch 2.1+); a torch without it gets float32.
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return amx is not None and bool(amx())
+    # On a CPU the flags do not tell: bf16 took 0.47x the float32 time per step on one machine, and
+    # 1.4x on another that also reports AVX512-BF16 (but no AMX). A few steps each way settle it.
+    times = time_precisions(model, batch_size, width)
+    faster = "bf16" if times["bf16"] < times["fp32"] else "fp32"
+    print(f"precision auto: a step took {times['fp32'] * 1000:.0f} ms in fp32, {times['bf16'] * 1000:.0f} ms "
+          f"in bf16: training in {faster}", flush=True)
+    return faster == "bf16"
+
+
+def random_batch(batch_size: int, width: int = WIDTH, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random images and labels shaped like a training batch: for timing, not for learning."""
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(4, MAX_LABEL + 1, (batch_size,), generator=generator)
+    targets = torch.randint(1, len(ALPHABET) + 1, (int(lengths.sum()),), generator=generator)
+    return torch.rand(batch_size, 3, HEIGHT, width, generator=generator), targets, lengths
+
+
+def time_precisions(model: nn.Module, batch_size: int, width: int = WIDTH, rounds: int = 3) -> dict[str, float]:
+    """Median seconds per training step in fp32 and in bf16, taking turns; the model is left as it was."""
+    saved = {key: value.clone() for key, value in model.state_dict().items()}  # batch norm's statistics move
+    # A learning rate of 0 (and no decay): the steps leave the weights alone.
+    optimiser = torch.optim.AdamW(model.parameters(), lr=0.0, weight_decay=0.0)
+    batch = random_batch(batch_size, width)
+    device_type = next(model.parameters()).device.type
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for round_ in range(rounds + 1):
+        for precision, measured in times.items():
+            autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
+            started = time.perf_counter()
+            training_step(model, optimiser, autocast, *batch)
+            if round_:  # the first round warms oneDNN's kernel caches
+                measured.append(time.perf_counter() - started)
+    model.load_state_dict(saved)
+    return {precision: statistics.median(measured) for precision, measured in times.items()}
 
 
 def training_step(
@@ -225,7 +255,8 @@ def train(config: TrainConfig) -> dict[str, float]:
         model = CrnnLite(len(ALPHABET), HEIGHT, config.size)
     # Channels-last feature maps: oneDNN's convolutions, pooling and batch norm run faster on them.
     model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # the stubs omit memory_format
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(config.precision, device))
+    bf16 = use_bf16(config.precision, model, config.batch_size, config.width)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     warmup = 0.05 if config.init else 0.15
     loader = DataLoader(
