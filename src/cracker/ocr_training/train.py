@@ -185,8 +185,9 @@ def use_bf16(precision: str, model: nn.Module, batch_size: int, width: int = WID
         return precision == "bf16"
     if next(model.parameters()).device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
-    # On a CPU the flags do not tell: bf16 took 0.47x the float32 time per step on one machine, and
-    # 1.4x on another that also reports AVX512-BF16 (but no AMX). A few steps each way settle it.
+    # On a CPU the flags do not tell. On 2026-11-28's machine bf16 with channels-last maps took 0.47x
+    # the time of float32 with plain ones; on 2026-11-29's, which also reports AVX512-BF16 (and no
+    # AMX), bf16 took 1.4x the float32 time, both channels-last. A few steps each way settle it.
     times = time_precisions(model, batch_size, width)
     faster = "bf16" if times["bf16"] < times["fp32"] else "fp32"
     print(f"precision auto: a step took {times['fp32'] * 1000:.0f} ms in fp32, {times['bf16'] * 1000:.0f} ms "
