@@ -261,10 +261,12 @@ def eval_ocr(
     model: Annotated[Path | None, typer.Option(help="model.onnx to score (default: the shipped one)")] = None,
     case_sensitive: Annotated[bool, typer.Option(help="Count a case difference as an error")] = False,
     seed: Annotated[int, typer.Option(help="Seed for the generated images")] = 12345,
+    second_look: Annotated[bool, typer.Option(
+        "--second-look/--one-look", help="Read doubtful images' other views too, as the service does")] = True,
 ) -> None:
     """Sequence and character accuracy of the OCR model on a labelled folder and/or fresh captchas."""
     from cracker.ocr_training.commands import evaluate
 
     if folder is None and not generated:
         raise typer.BadParameter("give a FOLDER or --generated N")
-    evaluate(folder, generated, model, case_sensitive, seed)
+    evaluate(folder, generated, model, case_sensitive, seed, second_look=second_look)

@@ -163,10 +163,11 @@ def test_fine_tuning_on_a_labelled_folder_grows_the_checkpoint_it_starts_from(tm
     assert size_of(torch.load(second / "checkpoint.pt", weights_only=True)) == bigger
 
 
-def test_eval_ocr_scores_a_labelled_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize("look", [[], ["--one-look"]])
+def test_eval_ocr_scores_a_labelled_folder(tmp_path: Path, look: list[str]) -> None:
     for number, drawn in enumerate(samples(["captcha"], 6, seed=3)):
         drawn.image.save(tmp_path / f"{drawn.text}_{number}.png")
-    result = CliRunner().invoke(app, ["eval-ocr", str(tmp_path)], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, ["eval-ocr", str(tmp_path), *look], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "sequence acc." in result.output and str(tmp_path) in result.output
     row = next(line for line in result.output.splitlines() if str(tmp_path) in line)

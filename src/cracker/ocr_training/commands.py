@@ -16,8 +16,8 @@ console = Console()
 SHIPPED_CHECKPOINT = Path(__file__).with_name("shipped_checkpoint.pt")
 
 
-def _reader(model_path: Path | None) -> OcrReader:
-    return OcrReader(OcrModel(model_path))
+def _reader(model_path: Path | None, second_look: bool = True) -> OcrReader:
+    return OcrReader(OcrModel(model_path), second_look=second_look)
 
 
 def _read_one(reader: OcrReader):  # type: ignore[no-untyped-def]
@@ -36,8 +36,9 @@ def _table(rows: dict[str, Score]) -> Table:
     return table
 
 
-def evaluate(folder: Path | None, generated: int, model_path: Path | None, case_sensitive: bool, seed: int) -> None:
-    reader = _reader(model_path)
+def evaluate(folder: Path | None, generated: int, model_path: Path | None, case_sensitive: bool, seed: int,
+             *, second_look: bool = True) -> None:
+    reader = _reader(model_path, second_look)
     rows: dict[str, Score] = {}
     if folder is not None:
         rows[str(folder)] = score(_read_one(reader), load_folder(folder), case_sensitive=case_sensitive)
