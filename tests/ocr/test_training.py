@@ -189,3 +189,32 @@ def test_training_warns_when_font_packages_are_missing(tmp_path: Path, monkeypat
     assert "fonts-example not installed" in capsys.readouterr().out
     meta = json.loads((tmp_path / "model" / "model.json").read_text())
     assert meta["training_fonts"] == str(len(generators.training_fonts()))
+
+
+def test_a_soup_averages_the_weights_and_measures_batch_norm_afresh(tmp_path: Path) -> None:
+    from cracker.ocr_training.export import export_checkpoint
+    from cracker.ocr_training.soup import soup
+
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for seed, out in enumerate(runs):
+        train(TrainConfig(out=out, steps=2, batch_size=4, workers=0, size=TINY, seed=seed, width=96))
+    checkpoints = [out / "checkpoint.pt" for out in runs]
+    states = [torch.load(path, weights_only=True) for path in checkpoints]
+    soup(checkpoints, tmp_path / "soup", batches=2, batch_size=4, width=96)
+    mixed = torch.load(tmp_path / "soup" / "checkpoint.pt", weights_only=True)
+    for key, value in mixed.items():
+        if "running" in key:  # measured on fresh batches, not averaged
+            assert not torch.allclose(value, (states[0][key] + states[1][key]) / 2), key
+        elif value.is_floating_point():
+            torch.testing.assert_close(value, (states[0][key] + states[1][key]) / 2)
+    # The ONNX file it writes is its checkpoint's function, and the solver loads it.
+    export_checkpoint(tmp_path / "soup" / "checkpoint.pt", tmp_path / "exported", width=96)
+    batch = np.random.default_rng(4).normal(size=(2, 3, HEIGHT, 96)).astype(np.float32)
+    model = OcrModel(tmp_path / "soup" / "model.onnx")
+    np.testing.assert_allclose(OcrModel(tmp_path / "exported" / "model.onnx").run(batch), model.run(batch), atol=1e-5)
+    assert json.loads((tmp_path / "soup" / "model.json").read_text())["soup_of"] == "2"
+    with pytest.raises(ValueError, match="two checkpoints or more"):
+        soup(checkpoints[:1], tmp_path / "none")
+    torch.save(CrnnLite(len(ALPHABET), HEIGHT, SMALL).state_dict(), tmp_path / "small.pt")
+    with pytest.raises(ValueError, match="different sizes"):
+        soup([checkpoints[0], tmp_path / "small.pt"], tmp_path / "none")
