@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=8, ge=1)
     #: Processes for CPU-heavy solving; 0 means one per core.
     cpu_workers: int = Field(default=0, ge=0)
+    #: Read doubtful OCR readings again in four more views that vote: about 1 point of accuracy on
+    #: the training generators and 2 to 4 on unseen styles, for 2.5x less batched throughput.
+    ocr_second_look: bool = True
     #: How long an authenticated key is trusted without asking the database again (revocation delay).
     auth_cache_s: float = Field(default=5.0, ge=0)
     #: How long a SQLite writer waits for the file lock before answering service_unavailable.

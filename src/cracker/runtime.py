@@ -18,7 +18,7 @@ from cracker.service.tasks import TaskService
 from cracker.service.webhooks import WebhookService
 from cracker.service.workers import WorkerService
 from cracker.solvers.builtin import builtin_solvers
-from cracker.solvers.ocr import OcrSolver
+from cracker.solvers.ocr import InferenceBatcher, OcrSolver
 from cracker.solvers.pow import PowEngine
 from cracker.solvers.registry import SolverRegistry
 from cracker.store.migrate import migrate
@@ -57,7 +57,7 @@ class Runtime:
         store = open_store(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         metrics = Metrics()
         pow_engine = PowEngine(settings.cpu_workers or None)
-        ocr = OcrSolver()
+        ocr = OcrSolver(InferenceBatcher(second_look=settings.ocr_second_look))
         solvers = builtin_solvers(pow_engine, ocr)
         notifier = notifier_for(settings.database_url)
         await notifier.start()

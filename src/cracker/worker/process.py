@@ -21,7 +21,7 @@ from cracker.service.pg_notifier import notifier_for
 from cracker.service.tasks import TaskService
 from cracker.service.workers import WorkerService
 from cracker.solvers.builtin import builtin_solvers
-from cracker.solvers.ocr import OcrSolver
+from cracker.solvers.ocr import InferenceBatcher, OcrSolver
 from cracker.solvers.pow import PowEngine
 from cracker.store.sql import open_store
 from cracker.worker.runtime import Reaper, WorkerRuntime
@@ -33,7 +33,7 @@ async def run_worker(settings: Settings, *, types: frozenset[str] | None, concur
     store = open_store(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     pow_engine = PowEngine(settings.cpu_workers or None)
     await pow_engine.start()
-    ocr = OcrSolver()
+    ocr = OcrSolver(InferenceBatcher(second_look=settings.ocr_second_look))
     await ocr.start()
     solvers = builtin_solvers(pow_engine, ocr)
     notifier = notifier_for(settings.database_url)

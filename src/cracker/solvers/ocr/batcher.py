@@ -43,8 +43,9 @@ class InferenceBatcher:
     """
 
     def __init__(self, model: OcrModel | None = None, *, max_batch: int = 32, max_wait_s: float = 0.002,
-                 threads: int = 1) -> None:
+                 threads: int = 1, second_look: bool = True) -> None:
         self._model = model
+        self._second_look = second_look
         self._reader: OcrReader | None = None
         self._threads = threads
         self.max_batch = max_batch
@@ -68,7 +69,7 @@ class InferenceBatcher:
         if self._model is None:
             # Loading parses and optimises the graph (tens of ms): not on the event loop.
             self._model = await asyncio.to_thread(OcrModel, threads=self._threads)
-        self._reader = OcrReader(self._model)
+        self._reader = OcrReader(self._model, second_look=self._second_look)
         self._thread = threading.Thread(target=self._serve, name="ocr-batcher", daemon=True)
         self._thread.start()
 
