@@ -5,8 +5,8 @@
 Writes ``checkpoint.pt`` and the ``model.onnx`` + ``model.json`` pair the solver loads. Checkpoints
 fine-tuned one from another lie in one basin of the loss, where their average is itself a good
 network, often better than each. On 2026-11-29 a 120-minute fine-tune of the shipped model gained
-one point on the training generators and lost two and a half on the held-out wheezy; the average
-of the two kept the gain and lost nothing on wheezy (bench/RESULTS.md). Averaged weights no longer
+one point on the training generators and lost about three on the held-out wheezy; the average
+of the two kept the gain and held wheezy within half a point (bench/RESULTS.md). Averaged weights no longer
 match the averaged batch-norm statistics, so those are measured afresh on freshly drawn batches.
 """
 
