@@ -5,9 +5,9 @@
 Writes ``checkpoint.pt`` and the ``model.onnx`` + ``model.json`` pair the solver loads. Checkpoints
 fine-tuned one from another lie in one basin of the loss, where their average is itself a good
 network, often better than each. On 2026-11-29 a 120-minute fine-tune of the shipped model gained
-one point on the training generators and lost about three on the held-out wheezy; the average
-of the two kept the gain and held wheezy within half a point (bench/RESULTS.md). Averaged weights no longer
-match the averaged batch-norm statistics, so those are measured afresh on freshly drawn batches.
+one point on the training generators and lost about three on the held-out wheezy; the average of
+the two kept the gain and held wheezy within half a point (bench/RESULTS.md). Averaged weights no
+longer match the averaged batch-norm statistics, so those are measured afresh on fresh batches.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from torch import nn
 
 from cracker.ocr_training.generators import ALPHABET, training_fonts
 from cracker.ocr_training.network import load, size_of
-from cracker.ocr_training.train import HEIGHT, WIDTH, CaptchaStream, TrainConfig, _collate, export_onnx
+from cracker.ocr_training.train import HEIGHT, WIDTH, CaptchaStream, TrainConfig, collate_batch, export_onnx
 
 
 def soup(checkpoints: Sequence[Path], out: Path, *, batches: int = 60, batch_size: int = 64, seed: int = 987,
@@ -48,7 +48,7 @@ def soup(checkpoints: Sequence[Path], out: Path, *, batches: int = 60, batch_siz
     stream = iter(CaptchaStream(TrainConfig(out=out, seed=seed, width=width)))
     with torch.no_grad():
         for _ in range(batches):
-            images, _, _ = _collate(list(itertools.islice(stream, batch_size)))
+            images, _, _ = collate_batch(list(itertools.islice(stream, batch_size)))
             model(images)
     out.mkdir(parents=True, exist_ok=True)
     torch.save({key: value.contiguous() for key, value in model.state_dict().items()}, out / "checkpoint.pt")

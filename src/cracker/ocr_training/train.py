@@ -126,7 +126,7 @@ class CaptchaStream(IterableDataset[tuple[np.ndarray, str]]):
             yield to_input(_jitter(image, rng), HEIGHT, self.config.width), text
 
 
-def _collate(batch: list[tuple[np.ndarray, str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def collate_batch(batch: list[tuple[np.ndarray, str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     images = torch.from_numpy(np.stack([item[0] for item in batch]))
     index = {char: position + 1 for position, char in enumerate(ALPHABET)}
     labels = [[index[char] for char in text if char in index] for _, text in batch]
@@ -261,8 +261,8 @@ def train(config: TrainConfig) -> dict[str, float]:
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     warmup = 0.05 if config.init else 0.15
     loader = DataLoader(
-        CaptchaStream(config), batch_size=config.batch_size, num_workers=config.workers,
-        collate_fn=_collate, prefetch_factor=4 if config.workers else None, persistent_workers=bool(config.workers),
+        CaptchaStream(config), batch_size=config.batch_size, num_workers=config.workers, collate_fn=collate_batch,
+        prefetch_factor=4 if config.workers else None, persistent_workers=bool(config.workers),
     )
     config.out.mkdir(parents=True, exist_ok=True)
     history = History(config.out)

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from cracker.solvers.ocr import second_look
 from cracker.solvers.ocr.decoding import Hints, Reading, decode
 from cracker.solvers.ocr.model import OcrModel
 from cracker.solvers.ocr.preprocess import to_input
+from cracker.solvers.ocr.second_look import DOUBTFUL_BELOW, VIEWS, views, vote
 
 
 class OcrReader:
@@ -24,15 +24,14 @@ class OcrReader:
         for the doubtful readings' other views."""
         per_image = [hints] * len(images) if isinstance(hints, Hints) else list(hints)
         readings = self._read_once(images, per_image)
-        doubtful = [index for index, reading in enumerate(readings)
-                    if self.second_look and reading is not None and reading.confidence < second_look.DOUBTFUL_BELOW]
-        if not doubtful:
+        if not self.second_look:
             return readings
-        more = self._read_once([view for index in doubtful for view in second_look.views(images[index])],
-                               [per_image[index] for index in doubtful for _ in range(second_look.VIEWS)])
+        doubtful = [index for index, reading in enumerate(readings)
+                    if reading is not None and reading.confidence < DOUBTFUL_BELOW]
+        more = self._read_once([view for index in doubtful for view in views(images[index])],
+                               [per_image[index] for index in doubtful for _ in range(VIEWS)])
         for position, index in enumerate(doubtful):
-            others = more[position * second_look.VIEWS:(position + 1) * second_look.VIEWS]
-            readings[index] = second_look.vote([readings[index], *others])
+            readings[index] = vote([readings[index], *more[position * VIEWS:(position + 1) * VIEWS]])
         return readings
 
     def _read_once(self, images: Sequence[Image.Image], hints: Sequence[Hints]) -> list[Reading | None]:
