@@ -246,12 +246,19 @@ def train_ocr(
     reuse: Annotated[
         float, typer.Option(help="Average uses of each drawn image, each with a fresh crop (1: draw every image)")
     ] = 2.0,
+    mix: Annotated[str | None, typer.Option(
+        help="Shares of the training generators, e.g. 'pillow=2,captcha=1' (default: equal)")] = None,
 ) -> None:
     """Train the image-to-text model (needs the ocr-train extra: torch and the captcha generators)."""
     from cracker.ocr_training.commands import train
+    from cracker.ocr_training.train import parse_mix
 
+    try:
+        shares = parse_mix(mix) if mix is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--mix") from None
     train(out, steps, minutes, batch_size, learning_rate, threads, workers, finetune, init, evaluate, seed, width,
-          device=device, precision=precision, reuse=reuse)
+          device=device, precision=precision, reuse=reuse, mix=shares)
 
 
 @app.command("eval-ocr")

@@ -22,7 +22,7 @@ except ImportError:  # the ocr-train extra is not installed
 
 from cracker.cli import app
 from cracker.ocr_training.export import export_checkpoint
-from cracker.ocr_training.generators import ALPHABET, samples
+from cracker.ocr_training.generators import ALPHABET, Sample, samples
 from cracker.ocr_training.history import read as read_history
 from cracker.ocr_training.network import DEFAULT_SIZE, SMALL, CrnnLite, Size, grow, load, size_of
 from cracker.ocr_training.train import (
@@ -30,6 +30,7 @@ from cracker.ocr_training.train import (
     HEIGHT,
     CaptchaStream,
     TrainConfig,
+    parse_mix,
     time_precisions,
     train,
     use_bf16,
@@ -147,6 +148,53 @@ def test_each_drawn_image_is_used_about_reuse_times(tmp_path: Path, reuse: float
     # Reuses are spread out: a batch of 64 rarely holds the same image twice.
     batches = [labels[start:start + 64] for start in range(_POOL, len(labels) - 63, 64)]
     assert np.mean([len(set(batch)) for batch in batches]) > 60
+
+
+def test_a_mix_is_parsed_into_generators_and_shares() -> None:
+    assert parse_mix("pillow=2, captcha=1") == (("pillow", "captcha"), (2.0, 1.0))
+    assert parse_mix("captcha") == (("captcha",), (1.0,))
+    assert parse_mix("pillow=0.5,") == (("pillow",), (0.5,))
+
+
+@pytest.mark.parametrize(("mix", "message"), [
+    ("wheezy=1", "unknown training generator 'wheezy'"),  # held out: never trained on
+    ("multicolor", "unknown training generator"),
+    ("pillow=1,pillow=2", "named twice"),
+    ("pillow=x", "not a number"),
+    ("pillow=-1", ">= 0"),
+    ("pillow=nan", ">= 0"),
+    ("pillow=inf", ">= 0"),
+    ("pillow=0,captcha=0", "no generator"),
+    ("", "no generator"),
+])
+def test_a_bad_mix_is_refused_with_a_reason(mix: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_mix(mix)
+
+
+def test_train_ocr_refuses_a_bad_mix_before_training(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["train-ocr", "--out", str(tmp_path / "out"), "--mix", "wheezy=1"],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "--mix" in result.output and "wheezy" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("mix", "pillow_share"), [(None, 0.5), ((3.0, 1.0), 0.75), ((1.0, 0.0), 1.0)])
+def test_the_stream_draws_each_generator_in_its_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      mix: tuple[float, float] | None, pillow_share: float) -> None:
+    drawn: list[str] = []
+
+    def blank(generator: str, rng: random.Random) -> Sample:
+        drawn.append(generator)
+        return Sample(Image.new("RGB", (40, 20), "white"), "ab", generator)
+
+    monkeypatch.setattr("cracker.ocr_training.train.sample", blank)
+    config = TrainConfig(out=tmp_path, reuse=1.0, width=48, generators=("pillow", "captcha"), mix=mix)
+    list(itertools.islice(iter(CaptchaStream(config)), 2000))
+    assert len(drawn) == 2000
+    # 2,000 draws: the standard deviation of the share is at most 1.1 points.
+    assert abs(drawn.count("pillow") / len(drawn) - pillow_share) < 0.04
 
 
 def test_fine_tuning_on_a_labelled_folder_grows_the_checkpoint_it_starts_from(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -52,7 +53,8 @@ def evaluate(folder: Path | None, generated: int, model_path: Path | None, case_
 
 def train(out: Path, steps: int, minutes: float | None, batch_size: int, learning_rate: float, threads: int,
           workers: int, user_folder: Path | None, init: Path | None, evaluate_count: int, seed: int,
-          width: int, *, device: str = "auto", precision: str = "auto", reuse: float = 2.0) -> None:
+          width: int, *, device: str = "auto", precision: str = "auto", reuse: float = 2.0,
+          mix: tuple[Sequence[str], Sequence[float]] | None = None) -> None:
     from cracker.ocr_training.train import TrainConfig
     from cracker.ocr_training.train import train as run_training
 
@@ -61,10 +63,11 @@ def train(out: Path, steps: int, minutes: float | None, batch_size: int, learnin
         init = SHIPPED_CHECKPOINT
         console.print(f"fine-tuning from {init}")
 
+    generators, shares = mix if mix else (TRAIN_GENERATORS, None)
     summary = run_training(TrainConfig(
         out=out, steps=steps, minutes=minutes, batch_size=batch_size, learning_rate=learning_rate, threads=threads,
         workers=workers, user_folder=user_folder, init=init, seed=seed, width=width, device=device,
-        precision=precision, reuse=reuse,
+        precision=precision, reuse=reuse, generators=generators, mix=shares,
     ))
     console.print(
         f"[bold]trained[/bold] {summary['steps']:.0f} steps, {summary['images']:.0f} images in "

@@ -50,6 +50,8 @@ class TrainConfig:
     workers: int = 1
     seed: int = 1
     generators: Sequence[str] = TRAIN_GENERATORS
+    #: Relative share of each of ``generators`` in the stream (None: equal shares); see :func:`parse_mix`.
+    mix: Sequence[float] | None = None
     #: A folder of the user's labelled images (see :mod:`labelled`) mixed into every batch.
     user_folder: Path | None = None
     #: Share of each batch drawn from ``user_folder`` when it is given.
@@ -79,6 +81,34 @@ class TrainConfig:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+def parse_mix(text: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """``"pillow=2,captcha=1"`` as generators and their relative shares of the training stream.
+
+    Only the training generators may be named: the held-out ones stay out of training so that the
+    benchmark keeps measuring how the model does on styles it never saw.
+    """
+    names: list[str] = []
+    shares: list[float] = []
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        name, _, share = part.partition("=")
+        name = name.strip()
+        if name not in TRAIN_GENERATORS:
+            raise ValueError(f"unknown training generator {name!r}: choose from {', '.join(TRAIN_GENERATORS)}")
+        if name in names:
+            raise ValueError(f"generator {name!r} named twice")
+        try:
+            value = float(share) if share.strip() else 1.0
+        except ValueError:
+            raise ValueError(f"share of {name!r} is not a number: {share!r}") from None
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"share of {name!r} must be a finite number >= 0, not {share.strip()}")
+        names.append(name)
+        shares.append(value)
+    if not names or sum(shares) <= 0:
+        raise ValueError("the mix names no generator with a share above 0")
+    return tuple(names), tuple(shares)
+
+
 def _jitter(image: Image.Image, rng: random.Random) -> Image.Image:
     """Crop or pad a few pixels at random: real captchas are not framed like our generators'."""
     width, height = image.size
@@ -100,7 +130,9 @@ class CaptchaStream(IterableDataset[tuple[np.ndarray, str]]):
         if self.user and rng.random() < self.config.user_share:
             path, text = rng.choice(self.user)
             return decode(path.read_bytes()), text
-        drawn = sample(rng.choice(list(self.config.generators)), rng)
+        generators = list(self.config.generators)
+        name = rng.choices(generators, self.config.mix)[0] if self.config.mix else rng.choice(generators)
+        drawn = sample(name, rng)
         return drawn.image, drawn.text
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, str]]:
