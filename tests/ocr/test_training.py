@@ -172,6 +172,20 @@ def test_a_bad_mix_is_refused_with_a_reason(mix: str, message: str) -> None:
         parse_mix(mix)
 
 
+def test_a_stream_refuses_shares_that_do_not_match_its_generators(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="1 shares for 2 generators"):
+        CaptchaStream(TrainConfig(out=tmp_path, generators=("pillow", "captcha"), mix=(1.0,)))
+
+
+def test_train_ocr_trains_on_the_mix_and_records_it_with_the_model(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "train-ocr", "--out", str(out), "--steps", "2", "--batch-size", "4", "--workers", "0", "--evaluate", "0",
+        "--width", "96", "--precision", "fp32", "--mix", "pillow=3,captcha=1"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "model.json").read_text())["mix"] == "pillow=3,captcha=1"
+
+
 def test_train_ocr_refuses_a_bad_mix_before_training(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train-ocr", "--out", str(tmp_path / "out"), "--mix", "wheezy=1"],
                                 env={"COLUMNS": "200"})

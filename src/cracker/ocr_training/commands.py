@@ -64,10 +64,12 @@ def train(out: Path, steps: int, minutes: float | None, batch_size: int, learnin
         console.print(f"fine-tuning from {init}")
 
     generators, shares = mix if mix else (TRAIN_GENERATORS, None)
+    # model.json records the mix a model was trained on, beside its font count.
+    extra = {"mix": ",".join(f"{name}={share:g}" for name, share in zip(*mix, strict=True))} if mix else {}
     summary = run_training(TrainConfig(
         out=out, steps=steps, minutes=minutes, batch_size=batch_size, learning_rate=learning_rate, threads=threads,
         workers=workers, user_folder=user_folder, init=init, seed=seed, width=width, device=device,
-        precision=precision, reuse=reuse, generators=generators, mix=shares,
+        precision=precision, reuse=reuse, generators=generators, mix=shares, extra=extra,
     ))
     console.print(
         f"[bold]trained[/bold] {summary['steps']:.0f} steps, {summary['images']:.0f} images in "

@@ -123,6 +123,8 @@ def _jitter(image: Image.Image, rng: random.Random) -> Image.Image:
 
 class CaptchaStream(IterableDataset[tuple[np.ndarray, str]]):
     def __init__(self, config: TrainConfig) -> None:
+        if config.mix is not None and len(config.mix) != len(config.generators):
+            raise ValueError(f"{len(config.mix)} shares for {len(config.generators)} generators")
         self.config = config
         self.user = read_folder(config.user_folder) if config.user_folder else []
 
