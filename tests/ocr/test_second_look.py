@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from cracker.ocr_training.generators import Sample
+from cracker.ocr_training.generators import Sample, sample
 from cracker.solvers.ocr import Hints
 from cracker.solvers.ocr.decoding import Reading
 from cracker.solvers.ocr.reader import OcrReader
-from cracker.solvers.ocr.second_look import DOUBTFUL_BELOW, VIEWS, views, vote
+from cracker.solvers.ocr.second_look import DOUBTFUL_BELOW, HOPELESS_BELOW, VIEWS, views, vote
 
 from ..conftest import make_settings, running_api
 
@@ -51,7 +52,7 @@ def test_doubtful_readings_are_the_vote_of_five_views_and_confident_ones_stay(
 ) -> None:
     images = [s.image for s in fresh_captchas]
     first = one_look.read(images, hints)
-    doubtful = [i for i, r in enumerate(first) if r is not None and r.confidence < DOUBTFUL_BELOW]
+    doubtful = [i for i, r in enumerate(first) if r is not None and HOPELESS_BELOW <= r.confidence < DOUBTFUL_BELOW]
     # The fixed set holds both kinds, or this test would check only one branch.
     assert 0 < len(doubtful) < len(images)
     looked = reader.read(images, hints)
@@ -60,6 +61,18 @@ def test_doubtful_readings_are_the_vote_of_five_views_and_confident_ones_stay(
             assert twice == vote([once, *one_look.read(views(images[index]), hints)])
         else:
             assert twice == once
+
+
+def test_hopeless_readings_get_no_second_look(reader: OcrReader, one_look: OcrReader) -> None:
+    # Noise and the held-out multicolor style: images the model cannot read.
+    rng = random.Random(3)
+    noise = [Image.effect_noise((160, 60), 80).convert("RGB") for _ in range(4)]
+    images = noise + [sample("multicolor", rng).image for _ in range(12)]
+    first = one_look.read(images)
+    hopeless = [i for i, r in enumerate(first) if r is not None and r.confidence < HOPELESS_BELOW]
+    assert len(hopeless) >= 4
+    looked = reader.read(images)
+    assert all(looked[i] == first[i] for i in hopeless)
 
 
 def test_the_second_look_honours_the_hints(reader: OcrReader, fresh_captchas: list[Sample]) -> None:

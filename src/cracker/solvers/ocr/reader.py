@@ -10,7 +10,7 @@ from PIL import Image
 from cracker.solvers.ocr.decoding import Hints, Reading, decode
 from cracker.solvers.ocr.model import OcrModel
 from cracker.solvers.ocr.preprocess import to_input
-from cracker.solvers.ocr.second_look import DOUBTFUL_BELOW, VIEWS, views, vote
+from cracker.solvers.ocr.second_look import DOUBTFUL_BELOW, HOPELESS_BELOW, VIEWS, views, vote
 
 
 class OcrReader:
@@ -21,13 +21,13 @@ class OcrReader:
 
     def read(self, images: Sequence[Image.Image], hints: Sequence[Hints] | Hints = Hints()) -> list[Reading | None]:
         """One reading per image (None where the hints allow no text): one model run, plus one more
-        for the doubtful readings' other views."""
+        for the doubtful (not hopeless) readings' other views."""
         per_image = [hints] * len(images) if isinstance(hints, Hints) else list(hints)
         readings = self._read_once(images, per_image)
         if not self.second_look:
             return readings
         doubtful = [index for index, reading in enumerate(readings)
-                    if reading is not None and reading.confidence < DOUBTFUL_BELOW]
+                    if reading is not None and HOPELESS_BELOW <= reading.confidence < DOUBTFUL_BELOW]
         more = self._read_once([view for index in doubtful for view in views(images[index])],
                                [per_image[index] for index in doubtful for _ in range(VIEWS)])
         for position, index in enumerate(doubtful):
