@@ -10,7 +10,7 @@ from PIL import Image
 from cracker.solvers.ocr.decoding import Hints, Reading, decode
 from cracker.solvers.ocr.model import OcrModel
 from cracker.solvers.ocr.preprocess import to_input
-from cracker.solvers.ocr.second_look import DOUBTFUL_BELOW, HOPELESS_BELOW, VIEWS, views, vote
+from cracker.solvers.ocr.second_look import VIEWS, deserves_second_look, views, vote
 
 
 class OcrReader:
@@ -26,8 +26,7 @@ class OcrReader:
         readings = self._read_once(images, per_image)
         if not self.second_look:
             return readings
-        doubtful = [index for index, reading in enumerate(readings)
-                    if reading is not None and HOPELESS_BELOW <= reading.confidence < DOUBTFUL_BELOW]
+        doubtful = [index for index, reading in enumerate(readings) if deserves_second_look(reading)]
         more = self._read_once([view for index in doubtful for view in views(images[index])],
                                [per_image[index] for index in doubtful for _ in range(VIEWS)])
         for position, index in enumerate(doubtful):

@@ -31,6 +31,11 @@ VIEWS = 4
 _TURN_DEGREES = 3.0
 
 
+def deserves_second_look(reading: Reading | None) -> bool:
+    """Whether a first reading is doubtful enough to look again, and not so hopeless that it is pointless."""
+    return reading is not None and HOPELESS_BELOW <= reading.confidence < DOUBTFUL_BELOW
+
+
 def views(image: Image.Image) -> list[Image.Image]:
     """``VIEWS`` other views of the image, each at least 1x1 whatever the image's size."""
     image = image.convert("RGB")
