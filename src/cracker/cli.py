@@ -238,7 +238,10 @@ def train_ocr(
     init: Annotated[Path | None, typer.Option(help="checkpoint.pt to start from (fine-tuning)")] = None,
     evaluate: Annotated[int, typer.Option(help="Fresh images per generator to score at the end (0: none)")] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic image stream")] = 1,
-    width: Annotated[int, typer.Option(help="Input width in pixels (height is 32)")] = 192,
+    width: Annotated[int, typer.Option(help="Width of the network's grid in pixels (its height is 32)")] = 192,
+    detail: Annotated[int, typer.Option(
+        min=1, max=4, help="Input pixels per grid pixel along each side: 2 reads 64 x 2*width input, for finer "
+        "detail at little cost; an --init checkpoint keeps its own detail if that is finer")] = 1,
     device: Annotated[str, typer.Option(help="auto (a CUDA GPU when one is visible), cpu or cuda")] = "auto",
     precision: Annotated[
         str, typer.Option(help="auto (bf16 where the CPU or GPU runs it natively), bf16 (autocast) or fp32")
@@ -258,7 +261,7 @@ def train_ocr(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--mix") from None
     train(out, steps, minutes, batch_size, learning_rate, threads, workers, finetune, init, evaluate, seed, width,
-          device=device, precision=precision, reuse=reuse, mix=shares)
+          device=device, precision=precision, reuse=reuse, mix=shares, detail=detail)
 
 
 @app.command("eval-ocr")

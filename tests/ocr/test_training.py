@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,26 @@ def test_a_grown_network_computes_what_the_smaller_one_did(bigger: Size) -> None
     assert grown.rnn.weight_hh_l0[SMALL.hidden: DEFAULT_SIZE.hidden].abs().sum() > 0
 
 
+def test_finer_input_starts_as_the_old_network_on_the_image_averaged_back_to_its_grid() -> None:
+    old = _trained_looking(DEFAULT_SIZE)
+    finer = replace(DEFAULT_SIZE, detail=2)
+    grown = load(old.state_dict(), len(ALPHABET), HEIGHT, finer).eval()
+    assert size_of(grown.state_dict()) == finer
+    images = torch.randn(4, 3, 2 * HEIGHT, 2 * 192)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(images), old(torch.nn.functional.avg_pool2d(images, 2)),
+                                   atol=1e-4, rtol=1e-4)
+
+
+def test_grow_refuses_to_change_a_detail_once_set() -> None:
+    fine = CrnnLite(len(ALPHABET), HEIGHT, replace(DEFAULT_SIZE, detail=2)).state_dict()
+    with pytest.raises(ValueError, match="detail"):
+        grow(fine, CrnnLite(len(ALPHABET), HEIGHT, replace(DEFAULT_SIZE, detail=3)).state_dict(),
+             replace(DEFAULT_SIZE, detail=2))
+    with pytest.raises(ValueError, match="detail"):
+        grow(fine, CrnnLite(len(ALPHABET), HEIGHT, DEFAULT_SIZE).state_dict(), replace(DEFAULT_SIZE, detail=2))
+
+
 def test_grow_refuses_to_shrink() -> None:
     with pytest.raises(ValueError, match="cannot shrink"):
         grow(CrnnLite(len(ALPHABET), HEIGHT, DEFAULT_SIZE).state_dict(),
@@ -101,6 +122,27 @@ def test_a_short_training_run_writes_a_model_the_solver_loads(tmp_path: Path, pr
     # The checkpoint exports to the same function as the ONNX file training wrote.
     export_checkpoint(out / "checkpoint.pt", tmp_path / "exported", 96)
     batch = np.random.default_rng(1).normal(size=(2, 3, HEIGHT, 96)).astype(np.float32)
+    np.testing.assert_allclose(OcrModel(tmp_path / "exported" / "model.onnx").run(batch), model.run(batch), atol=1e-5)
+
+
+def test_training_at_finer_detail_writes_a_model_that_reads_the_finer_input(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    train(TrainConfig(out=first, steps=2, batch_size=4, workers=0, size=TINY, seed=5, width=96))
+    out = tmp_path / "finer"
+    # Grown from a checkpoint without detail; fine-tuning it again without asking keeps the detail.
+    train(TrainConfig(out=out, steps=2, batch_size=4, workers=0, size=replace(TINY, detail=2), seed=6, width=96,
+                      init=first / "checkpoint.pt"))
+    again = tmp_path / "again"
+    train(TrainConfig(out=again, steps=2, batch_size=4, workers=0, size=TINY, seed=7, width=96,
+                      init=out / "checkpoint.pt"))
+    assert size_of(torch.load(again / "checkpoint.pt", weights_only=True)) == replace(TINY, detail=2)
+    model = OcrModel(again / "model.onnx")
+    assert (model.info.height, model.info.width) == (2 * HEIGHT, 2 * 96)
+    assert json.loads((again / "model.json").read_text())["height"] == 2 * HEIGHT
+    reading = OcrReader(model).read([samples(["captcha"], 1, seed=1)[0].image])[0]
+    assert reading is None or set(reading.text) <= set(ALPHABET)
+    export_checkpoint(again / "checkpoint.pt", tmp_path / "exported", 96)
+    batch = np.random.default_rng(1).normal(size=(2, 3, 2 * HEIGHT, 2 * 96)).astype(np.float32)
     np.testing.assert_allclose(OcrModel(tmp_path / "exported" / "model.onnx").run(batch), model.run(batch), atol=1e-5)
 
 

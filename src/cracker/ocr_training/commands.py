@@ -54,7 +54,10 @@ def evaluate(folder: Path | None, generated: int, model_path: Path | None, case_
 def train(out: Path, steps: int, minutes: float | None, batch_size: int, learning_rate: float, threads: int,
           workers: int, user_folder: Path | None, init: Path | None, evaluate_count: int, seed: int,
           width: int, *, device: str = "auto", precision: str = "auto", reuse: float = 2.0,
-          mix: tuple[Sequence[str], Sequence[float]] | None = None) -> None:
+          mix: tuple[Sequence[str], Sequence[float]] | None = None, detail: int = 1) -> None:
+    from dataclasses import replace
+
+    from cracker.ocr_training.network import DEFAULT_SIZE
     from cracker.ocr_training.train import TrainConfig
     from cracker.ocr_training.train import train as run_training
 
@@ -70,6 +73,7 @@ def train(out: Path, steps: int, minutes: float | None, batch_size: int, learnin
         out=out, steps=steps, minutes=minutes, batch_size=batch_size, learning_rate=learning_rate, threads=threads,
         workers=workers, user_folder=user_folder, init=init, seed=seed, width=width, device=device,
         precision=precision, reuse=reuse, generators=generators, mix=shares, extra=extra,
+        size=replace(DEFAULT_SIZE, detail=detail),
     ))
     console.print(
         f"[bold]trained[/bold] {summary['steps']:.0f} steps, {summary['images']:.0f} images in "

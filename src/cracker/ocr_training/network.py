@@ -1,13 +1,15 @@
 """The recognition network: a small CNN over the image, a bidirectional GRU over columns, CTC output.
 
-The network's widths are a :class:`Size`. A checkpoint records its size in its tensors' shapes
-(:func:`size_of`), and :func:`grow` turns a trained checkpoint into a wider one that computes exactly
-the same function: the new units start with zero weight into everything the old ones feed, so
-training resumes from the trained model's accuracy instead of from scratch.
+The network's widths (and its input's detail) are a :class:`Size`. A checkpoint records its size in
+its tensors' shapes (:func:`size_of`), and :func:`grow` turns a trained checkpoint into a wider one,
+or one that takes finer input, that computes the same function: the new units start with zero
+weight into everything the old ones feed, and finer input starts out averaged back to the old
+grid, so training resumes from the trained model's accuracy instead of from scratch.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +26,14 @@ class Size:
     project: int = 192
     #: Hidden units of the GRU in each direction.
     hidden: int = 144
+    #: Input pixels per side of each pixel of the network's 32-row grid. At 2 the input is 64 rows
+    #: and each 2x2 patch is folded into channels of that grid (a pixel unshuffle), so only the
+    #: first convolution grows. Why: the grid is what the network computes on, but 32 rows lose
+    #: what tells some lookalikes apart. In the captcha package's faces, ``I`` and ``l`` are both
+    #: bars stretched into boxes whose widths differ by a pixel or two; a classifier of single
+    #: glyphs told them apart 98 % of the time at the glyphs' drawn size, about 70 % at the scale
+    #: the 32-row input leaves them (bench/RESULTS.md).
+    detail: int = 1
 
 
 #: The size of every model shipped before the wider one of 2026-11-28: what ``grow`` started from.
@@ -44,7 +54,8 @@ _LAST_BLOCK = 7
 
 
 class CrnnLite(nn.Module):
-    """Input (N, 3, 32, W); output (N, W / 4, classes + 1) log-probabilities, blank at index 0.
+    """Input (N, 3, 32 d, W d) for ``size.detail`` d; output (N, W / 4, classes + 1) log-probabilities,
+    blank at index 0.
 
     Height is pooled away, width only by 4: at the shipped W = 192, 48 time steps leave room for
     CTC's blanks between repeated characters of an 8-character answer. Nothing depends on W, so
@@ -53,8 +64,12 @@ class CrnnLite(nn.Module):
 
     def __init__(self, classes: int, height: int = 32, size: Size = DEFAULT_SIZE) -> None:
         super().__init__()
+        #: Input pixels per grid pixel along each side (see :attr:`Size.detail`).
+        self.detail = size.detail
+        # No parameters, so the keys of every checkpoint stay the same whatever the detail.
+        self.unshuffle = nn.PixelUnshuffle(size.detail) if size.detail > 1 else nn.Identity()
         self.features = nn.Sequential(
-            _block(3, 16), nn.MaxPool2d(2),
+            _block(3 * size.detail**2, 16), nn.MaxPool2d(2),
             _block(16, 32), nn.MaxPool2d(2),
             _block(32, 64), _block(64, 64), nn.MaxPool2d((2, 1)),
             _block(64, size.channels), nn.MaxPool2d((2, 1)),
@@ -64,7 +79,7 @@ class CrnnLite(nn.Module):
         self.head = nn.Linear(2 * size.hidden, classes + 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        maps = self.features(images)  # (N, C, H', T)
+        maps = self.features(self.unshuffle(images))  # (N, C, H', T)
         columns = maps.permute(0, 3, 1, 2).flatten(2)  # (N, T, C * H')
         sequence, _ = self.rnn(torch.relu(self.project(columns)))
         return torch.log_softmax(self.head(sequence), dim=-1)
@@ -76,6 +91,7 @@ def size_of(state: StateDict) -> Size:
         channels=int(state[f"features.{_LAST_BLOCK}.0.weight"].shape[0]),
         project=int(state["project.weight"].shape[0]),
         hidden=int(state["rnn.weight_hh_l0"].shape[1]),
+        detail=round(math.sqrt(state["features.0.0.weight"].shape[1] / 3)),
     )
 
 
@@ -94,16 +110,24 @@ def grow(old: StateDict, fresh: StateDict, have: Size) -> StateDict:
 
     Old units keep their weights. New units keep their fresh random weights into themselves, but
     every weight from a new unit into an old one (and into the output) is zero, so the grown network
-    computes exactly what the old one did until training moves those weights.
+    computes exactly what the old one did until training moves those weights. Finer input (a
+    ``detail`` of d where the old network had 1) starts with the first convolution's weights spread
+    evenly over each d x d patch: the grown network computes what the old one did on the image
+    averaged over those patches.
     """
     grown = {key: value.clone() for key, value in fresh.items()}
     want = size_of(fresh)
     if want.channels < have.channels or want.project < have.project or want.hidden < have.hidden:
         raise ValueError(f"cannot shrink a {have} network to {want}")
+    if want.detail != have.detail and have.detail != 1:
+        raise ValueError(f"can only grow the detail of a network that has none, not {have} to {want}")
     for key, value in old.items():
         if not key.startswith("features."):
             continue
-        if key.startswith(f"features.{_LAST_BLOCK}.") and value.dim() > 0:
+        if key == "features.0.0.weight" and want.detail != have.detail:
+            # The pixel unshuffle puts sub-pixel k of input channel c at channel c * d * d + k.
+            grown[key] = value.repeat_interleave(want.detail**2, dim=1) / want.detail**2
+        elif key.startswith(f"features.{_LAST_BLOCK}.") and value.dim() > 0:
             # Last block: the old output channels come first; the new ones stay freshly initialised.
             grown[key][: value.shape[0]] = value
         else:  # the blocks before it, unchanged (and BatchNorm's scalar num_batches_tracked)

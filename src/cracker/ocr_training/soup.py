@@ -39,13 +39,14 @@ def soup(checkpoints: Sequence[Path], out: Path, *, batches: int = 60, batch_siz
         if value.is_floating_point() else value.clone()
         for key, value in states[0].items()
     }
-    model = load(average, len(ALPHABET), HEIGHT, sizes.pop())
+    size = sizes.pop()
+    model = load(average, len(ALPHABET), HEIGHT, size)
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.reset_running_stats()
             module.momentum = None  # a plain mean over all the batches, not a moving one
     model.train()
-    stream = iter(CaptchaStream(TrainConfig(out=out, seed=seed, width=width)))
+    stream = iter(CaptchaStream(TrainConfig(out=out, seed=seed, width=width, size=size)))
     with torch.no_grad():
         for _ in range(batches):
             images, _, _ = collate_batch(list(itertools.islice(stream, batch_size)))

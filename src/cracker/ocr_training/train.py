@@ -13,7 +13,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +26,10 @@ from tqdm import tqdm
 from cracker.ocr_training.generators import ALPHABET, TRAIN_GENERATORS, font_warning, sample, training_fonts
 from cracker.ocr_training.history import History, Point
 from cracker.ocr_training.labelled import read_folder
-from cracker.ocr_training.network import DEFAULT_SIZE, CrnnLite, Size, load
+from cracker.ocr_training.network import DEFAULT_SIZE, CrnnLite, Size, load, size_of
 from cracker.solvers.ocr.preprocess import decode, to_input
 
+#: Rows of the network's grid; the input has ``HEIGHT * size.detail`` rows (see network.Size.detail).
 HEIGHT = 32
 #: Input width. 192 rather than the first model's 128: 8 crowded characters squeezed into 128
 #: columns lost their gaps (a third of the errors were wrong lengths). The network is
@@ -60,8 +61,9 @@ class TrainConfig:
     init: Path | None = None
     checkpoint_every: int = 500
     width: int = WIDTH
-    #: The network's widths. An ``init`` checkpoint of a smaller size is grown to this one first,
-    #: computing the same function (see :func:`cracker.ocr_training.network.grow`).
+    #: The network's widths and input detail. An ``init`` checkpoint of a smaller size is grown to
+    #: this one first, computing the same function (see :func:`cracker.ocr_training.network.grow`);
+    #: it keeps its own detail where that is finer than this one's.
     size: Size = DEFAULT_SIZE
     #: ``cpu``, ``cuda``, or ``auto`` (CUDA when a GPU is visible). Images are drawn on the CPU
     #: by ``workers`` processes either way.
@@ -157,7 +159,8 @@ class CaptchaStream(IterableDataset[tuple[np.ndarray, str]]):
                 image, text = rng.choice(pool)
             if rng.random() < 0.2:  # the odd inverted palette: light text on a dark ground
                 image = Image.eval(image, lambda value: 255 - value)
-            yield to_input(_jitter(image, rng), HEIGHT, self.config.width), text
+            detail = self.config.size.detail
+            yield to_input(_jitter(image, rng), HEIGHT * detail, self.config.width * detail), text
 
 
 def collate_batch(batch: list[tuple[np.ndarray, str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -182,10 +185,11 @@ def greedy_decode(log_probs: torch.Tensor) -> list[str]:
     return texts
 
 
-def export_onnx(model: nn.Module, out: Path, extra: dict[str, str], width: int = WIDTH) -> None:
+def export_onnx(model: CrnnLite, out: Path, extra: dict[str, str], width: int = WIDTH) -> None:
+    """Write ``model.onnx`` and ``model.json``; the JSON's height and width are the input's, in pixels."""
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
-    example = torch.zeros(1, 3, HEIGHT, width)
+    example = torch.zeros(1, 3, HEIGHT * model.detail, width * model.detail)
     with warnings.catch_warnings():
         # The TorchScript exporter (and code inside it) is deprecated in favour of torch.export's,
         # which needs onnxscript (another dependency) and gains nothing for this small static graph.
@@ -199,7 +203,8 @@ def export_onnx(model: nn.Module, out: Path, extra: dict[str, str], width: int =
             model, (example,), str(out / "model.onnx"), input_names=["image"], output_names=["log_probs"],
             dynamic_axes={"image": {0: "batch"}, "log_probs": {0: "batch"}}, opset_version=17, dynamo=False,
         )
-    meta = {"alphabet": ALPHABET, "blank": 0, "height": HEIGHT, "width": width, "max_label": MAX_LABEL, **extra}
+    meta = {"alphabet": ALPHABET, "blank": 0, "height": HEIGHT * model.detail, "width": width * model.detail,
+            "max_label": MAX_LABEL, **extra}
     (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -211,7 +216,7 @@ def _one_cycle(done: float, warmup: float, peak: float) -> float:
     return peak * (0.01 + 0.99 * cosine)
 
 
-def use_bf16(precision: str, model: nn.Module, batch_size: int, width: int = WIDTH) -> bool:
+def use_bf16(precision: str, model: CrnnLite, batch_size: int, width: int = WIDTH) -> bool:
     """Whether to train under bf16 autocast; ``auto`` on a CPU times a few steps each way to decide."""
     if precision not in ("auto", "bf16", "fp32"):
         raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
@@ -229,20 +234,23 @@ def use_bf16(precision: str, model: nn.Module, batch_size: int, width: int = WID
     return faster == "bf16"
 
 
-def random_batch(batch_size: int, width: int = WIDTH, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def random_batch(
+    batch_size: int, width: int = WIDTH, seed: int = 0, detail: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random images and labels shaped like a training batch: for timing, not for learning."""
     generator = torch.Generator().manual_seed(seed)
     lengths = torch.randint(4, MAX_LABEL + 1, (batch_size,), generator=generator)
     targets = torch.randint(1, len(ALPHABET) + 1, (int(lengths.sum()),), generator=generator)
-    return torch.rand(batch_size, 3, HEIGHT, width, generator=generator), targets, lengths
+    images = torch.rand(batch_size, 3, HEIGHT * detail, width * detail, generator=generator)
+    return images, targets, lengths
 
 
-def time_precisions(model: nn.Module, batch_size: int, width: int = WIDTH, rounds: int = 3) -> dict[str, float]:
+def time_precisions(model: CrnnLite, batch_size: int, width: int = WIDTH, rounds: int = 3) -> dict[str, float]:
     """Median seconds per training step in fp32 and in bf16, taking turns; the model is left as it was."""
     saved = {key: value.clone() for key, value in model.state_dict().items()}  # batch norm's statistics move
     # A learning rate of 0 (and no decay): the steps leave the weights alone.
     optimiser = torch.optim.AdamW(model.parameters(), lr=0.0, weight_decay=0.0)
-    batch = random_batch(batch_size, width)
+    batch = random_batch(batch_size, width, detail=model.detail)
     device_type = next(model.parameters()).device.type
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for round_ in range(rounds + 1):
@@ -285,7 +293,11 @@ def train(config: TrainConfig) -> dict[str, float]:
     else:
         device = torch.device(config.device)
     if config.init:
-        model = load(torch.load(config.init, weights_only=True), len(ALPHABET), HEIGHT, config.size)
+        state = torch.load(config.init, weights_only=True)
+        # A network keeps the detail it was trained with; asking for more grows it.
+        detail = max(config.size.detail, size_of(state).detail)
+        config = replace(config, size=replace(config.size, detail=detail))
+        model = load(state, len(ALPHABET), HEIGHT, config.size)
     else:
         model = CrnnLite(len(ALPHABET), HEIGHT, config.size)
     # Channels-last feature maps: oneDNN's convolutions, pooling and batch norm run faster on them.
