@@ -31,8 +31,8 @@ class Size:
     #: first convolution grows. Why: the grid is what the network computes on, but 32 rows lose
     #: what tells some lookalikes apart. In the captcha package's faces, ``I`` and ``l`` are both
     #: bars stretched into boxes whose widths differ by a pixel or two; a classifier of single
-    #: glyphs told them apart 98 % of the time at the glyphs' drawn size, about 70 % at the scale
-    #: the 32-row input leaves them (bench/RESULTS.md).
+    #: glyphs told them apart 98 % of the time at the glyphs' drawn size and 80 % at the scale the
+    #: 32-row input leaves them (bench/ocr_lookalike_scale.py, bench/RESULTS.md).
     detail: int = 1
 
 

@@ -31,9 +31,10 @@ from cracker.solvers.ocr.preprocess import decode, to_input
 
 #: Rows of the network's grid; the input has ``HEIGHT * size.detail`` rows (see network.Size.detail).
 HEIGHT = 32
-#: Input width. 192 rather than the first model's 128: 8 crowded characters squeezed into 128
-#: columns lost their gaps (a third of the errors were wrong lengths). The network is
-#: convolutional plus a recurrent head, so a checkpoint trained at one width fine-tunes at another.
+#: Columns of the network's grid (the input has ``WIDTH * size.detail``). 192 rather than the first
+#: model's 128: 8 crowded characters squeezed into 128 columns lost their gaps (a third of the
+#: errors were wrong lengths). The network is convolutional plus a recurrent head, so a checkpoint
+#: trained at one width fine-tunes at another.
 WIDTH = 192
 MAX_LABEL = 8
 #: Images each data process keeps for reuse (about 25 MB of small PIL images).
