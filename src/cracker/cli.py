@@ -240,8 +240,8 @@ def train_ocr(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic image stream")] = 1,
     width: Annotated[int, typer.Option(help="Width of the network's grid in pixels (its height is 32)")] = 192,
     detail: Annotated[int, typer.Option(
-        min=1, max=4, help="Input pixels per grid pixel along each side: 2 reads 64 x 2*width input, for finer "
-        "detail at little cost; an --init checkpoint keeps its own detail if that is finer")] = 1,
+        min=1, max=4, help="Input pixels per grid pixel along each side: 2 reads a 64 x 2*width input, for finer "
+        "detail (about 1.5x the reading time); an --init checkpoint keeps its own detail if that is finer")] = 1,
     device: Annotated[str, typer.Option(help="auto (a CUDA GPU when one is visible), cpu or cuda")] = "auto",
     precision: Annotated[
         str, typer.Option(help="auto (bf16 where the CPU or GPU runs it natively), bf16 (autocast) or fp32")
