@@ -30,6 +30,7 @@ from torch import nn
 from tqdm import tqdm
 
 from cracker.ocr_training.generators import _image_captcha, _SeededSecrets
+from cracker.ocr_training.train import HEIGHT, WIDTH
 
 Resize = Callable[[Image.Image, random.Random], Image.Image]
 
@@ -42,7 +43,7 @@ def at_model_scale(glyph: Image.Image, rng: random.Random) -> Image.Image:
     """The glyph scaled as draw_captcha's image is, then to_input's 32 x 192 (ignoring the noise)."""
     height, length = rng.choice((50, 60, 70)), rng.randint(4, 8)
     width = 10 * round(rng.uniform(24, 36) * length / 10) + 20
-    size = (max(1, round(glyph.width * 192 / width)), max(1, round(glyph.height * 32 / height)))
+    size = (max(1, round(glyph.width * WIDTH / width)), max(1, round(glyph.height * HEIGHT / height)))
     return glyph.resize(size, Image.Resampling.BILINEAR)
 
 

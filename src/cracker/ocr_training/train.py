@@ -148,6 +148,8 @@ class CaptchaStream(IterableDataset[tuple[np.ndarray, str]]):
         # probability 1 / reuse, then yields a random slot. Uses are spread over the pool's lifetime,
         # so one batch rarely holds the same image twice.
         pool: list[tuple[Image.Image, str]] = []
+        detail = self.config.size.detail
+        height, width = HEIGHT * detail, self.config.width * detail
         while True:
             if self.config.reuse <= 1.0:
                 image, text = self._draw(rng)
@@ -160,8 +162,7 @@ class CaptchaStream(IterableDataset[tuple[np.ndarray, str]]):
                 image, text = rng.choice(pool)
             if rng.random() < 0.2:  # the odd inverted palette: light text on a dark ground
                 image = Image.eval(image, lambda value: 255 - value)
-            detail = self.config.size.detail
-            yield to_input(_jitter(image, rng), HEIGHT * detail, self.config.width * detail), text
+            yield to_input(_jitter(image, rng), height, width), text
 
 
 def collate_batch(batch: list[tuple[np.ndarray, str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
