@@ -67,8 +67,8 @@ def main() -> None:
         only_b = sum(y and not x for x, y in zip(a, b, strict=True))
         verdict = "differ" if abs(only_a - only_b) > 2 * math.sqrt(max(1, only_a + only_b)) else "within chance"
         print(f"{generator:12s} {sum(a) / len(a):7.1%} {sum(b) / len(b):7.1%} {only_a:7d} {only_b:7d}  {verdict}")
-        for name, read in zip("AB", texts, strict=True):
-            if args.swaps:
+        if args.swaps:
+            for name, read in zip("AB", texts, strict=True):
                 common = swaps(read, labels).most_common(args.swaps)
                 print(f"{'':12s} {name} swaps: " + ", ".join(f"{pair} {count}" for pair, count in common))
 

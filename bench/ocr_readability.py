@@ -15,8 +15,9 @@ benchmark's: ``bench/ocr_errors.png`` shows the benchmark set's misreadings with
 a reader who has seen that page is no longer blind to them. It takes every image the model
 misreads and as many it reads right (the controls), shuffles them together and draws them,
 numbered and enlarged, on contact sheets in OUT without their labels, so the reader cannot tell a
-misreading from a control. The answer key goes to
-OUT/key.json: don't open it before transcribing.
+misreading from a control. The answer key goes to OUT/key.json: don't open it before
+transcribing. The same seed draws the same sheets and key again (the model and the fonts being
+the same), so a transcription can be scored later from a fresh OUT.
 
 A person then writes TRANSCRIPTION, one line per image: its number and what they read, or the
 number alone for an image they cannot read at all. ``score`` compares it with the key and prints
@@ -131,7 +132,7 @@ def picture(out: Path, path: Path, shown: list[tuple[Entry, str]]) -> None:
         draw.text((x + 4, y + 88), f"{entry.generator}: {entry.label}", fill="black", font=font)
         draw.text((x + 4, y + 106), f"model:  {entry.model_read}", fill="firebrick", font=font)
         draw.text((x + 4, y + 124), f"reader: {answer}", fill="darkgreen", font=font)
-    # A palette keeps the page near 300 kB instead of 1 MB, and the captchas stay legible.
+    # A palette keeps the page near 250 kB instead of 1 MB, and the captchas stay legible.
     sheet.quantize(colors=128).save(path, optimize=True)
 
 
