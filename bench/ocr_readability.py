@@ -34,6 +34,8 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ocr_bench import fold
+from ocr_paired import readings
 from PIL import Image, ImageDraw, ImageFont
 
 from cracker.ocr_training.generators import TRAIN_GENERATORS, samples
@@ -45,7 +47,6 @@ TILE_IMAGE_HEIGHT = 110
 TILE_HEIGHT = TILE_IMAGE_HEIGHT + 26
 COLUMNS = 3
 ROWS = 7
-LOOKALIKES = str.maketrans({"0": "o", "1": "l", "i": "l"})
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,9 @@ class Entry:
     model_right: bool
 
 
-def fold(text: str, merge_lookalikes: bool = False) -> str:
-    folded = text.casefold()
-    return folded.translate(LOOKALIKES) if merge_lookalikes else folded
+def same(text: str, label: str, merge_lookalikes: bool = False) -> bool:
+    """Read right, case-insensitive as the benchmark scores (and with its lookalikes merged, if asked)."""
+    return fold(text, merge_lookalikes=merge_lookalikes) == fold(label, merge_lookalikes=merge_lookalikes)
 
 
 def fit(image: Image.Image, height: int, width: int) -> Image.Image:
@@ -83,10 +84,10 @@ def make_sheets(out: Path, per_generator: int, seed: int) -> None:
     chosen: list[tuple[str, Image.Image, str, str, bool]] = []
     for generator in TRAIN_GENERATORS:
         drawn = samples([generator], per_generator, seed)
-        readings = reader.read([item.image for item in drawn])
-        read = [(item, reading.text if reading else "") for item, reading in zip(drawn, readings, strict=True)]
-        wrong = [(item, text) for item, text in read if fold(text) != fold(item.text)]
-        right = [(item, text) for item, text in read if fold(text) == fold(item.text)]
+        texts = readings(reader, [(item.image, item.text) for item in drawn])
+        read = list(zip(drawn, texts, strict=True))
+        wrong = [(item, text) for item, text in read if not same(text, item.text)]
+        right = [(item, text) for item, text in read if same(text, item.text)]
         controls = rng.sample(right, len(wrong))
         print(f"{generator}: {len(drawn)} images, {len(wrong)} misread, {len(controls)} controls")
         chosen += [(generator, item.image, item.text, text, False) for item, text in wrong]
@@ -153,29 +154,27 @@ def score(out: Path, transcription: Path, picture_path: Path | None = None) -> N
         misreads = [entry for entry in mine if not entry.model_right]
         model_right = per_generator - len(misreads)
 
-        def reader_right(group: list[Entry], merge: bool = False) -> int:
-            return sum(fold(answers[entry.number], merge) == fold(entry.label, merge) for entry in group)
-
-        readable = reader_right(misreads)
-        # With lookalikes merged an image counts when either reads it, merged.
-        readable_merged = sum(fold(answers[entry.number], True) == fold(entry.label, True)
-                              or fold(entry.model_read, True) == fold(entry.label, True) for entry in misreads)
+        readable = sum(same(answers[entry.number], entry.label) for entry in misreads)
+        # With lookalikes merged (as ocr_bench.py merges them) an image counts when either reads it.
+        readable_merged = sum(same(answers[entry.number], entry.label, merge_lookalikes=True)
+                              or same(entry.model_read, entry.label, merge_lookalikes=True) for entry in misreads)
+        controls_read = sum(same(answers[entry.number], entry.label) for entry in controls)
         print(f"{generator:10s} {model_right / per_generator:7.1%} "
-              f"{reader_right(controls):>11d} of {len(controls):<4d} {readable:>11d} of {len(misreads):<4d} "
+              f"{controls_read:>11d} of {len(controls):<4d} {readable:>11d} of {len(misreads):<4d} "
               f"{(model_right + readable) / per_generator:16.1%} "
               f"{(model_right + readable_merged) / per_generator:24.1%}")
     print("\nThe misreads the reader also got wrong (number, label, model, reader):")
     for entry in entries:
-        if not entry.model_right and fold(answers[entry.number]) != fold(entry.label):
+        if not entry.model_right and not same(answers[entry.number], entry.label):
             print(f"  #{entry.number:<4d} {entry.generator:8s} {entry.label:10s} {entry.model_read:10s} "
                   f"{answers[entry.number]}")
     print("\nThe controls the reader got wrong:")
     for entry in entries:
-        if entry.model_right and fold(answers[entry.number]) != fold(entry.label):
+        if entry.model_right and not same(answers[entry.number], entry.label):
             print(f"  #{entry.number:<4d} {entry.generator:8s} {entry.label:10s} {answers[entry.number]}")
     if picture_path is not None:
         picture(out, picture_path, [(entry, answers[entry.number]) for entry in entries
-                                    if not entry.model_right and fold(answers[entry.number]) == fold(entry.label)])
+                                    if not entry.model_right and same(answers[entry.number], entry.label)])
         print(f"\npicture of the misreadings the reader read right: {picture_path}")
 
 
