@@ -10,7 +10,6 @@ not minutes, since runs side by side on one machine share its cores unevenly.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import matplotlib
@@ -18,11 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the backend: no screen here
 
-
-def read_history(folder: Path) -> dict[str, list[float]]:
-    with (folder / "history.csv").open(newline="") as file:
-        rows = list(csv.DictReader(file))
-    return {column: [float(row[column]) for row in rows] for column in ("images", "loss", "batch_accuracy")}
+from cracker.ocr_training import history
 
 
 def main() -> None:
@@ -33,12 +28,12 @@ def main() -> None:
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
     for run in args.runs:
         name, _, folder = run.partition("=")
-        history = read_history(Path(folder))
-        millions = [images / 1e6 for images in history["images"]]
-        loss_axis.plot(millions, history["loss"], label=name)
-        accuracy_axis.plot(millions, history["batch_accuracy"], label=name)
-        print(f"{name}: {history['images'][-1]:,.0f} images, loss {history['loss'][-1]:.3f}, "
-              f"batch accuracy {history['batch_accuracy'][-1]:.3f}")
+        points = history.read(Path(folder) / "history.csv")
+        millions = [point.images / 1e6 for point in points]
+        loss_axis.plot(millions, [point.loss for point in points], label=name)
+        accuracy_axis.plot(millions, [point.batch_accuracy for point in points], label=name)
+        print(f"{name}: {points[-1].images:,} images, loss {points[-1].loss:.3f}, "
+              f"batch accuracy {points[-1].batch_accuracy:.3f}")
     loss_axis.set(xlabel="images seen (millions)", ylabel="CTC loss (smoothed)", yscale="log", title="loss")
     accuracy_axis.set(xlabel="images seen (millions)", ylabel="batch sequence accuracy (running)",
                       title="training-batch accuracy", ylim=(0, 1))
