@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,7 @@ class LiveServer:
     base_url: str
     env: dict[str, str]
     process: subprocess.Popen[bytes]
+    log_path: Path
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return cracker_cli(*args, env=self.env)
@@ -142,9 +143,9 @@ class LiveServer:
         return data["account_id"], data["api_key"]
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    tmp = tmp_path_factory.mktemp("live")
+@contextmanager
+def start_live_server(tmp: Path, log_level: str = "warning", **env_overrides: str) -> Iterator[LiveServer]:
+    """``cracker serve`` as a subprocess on a fresh SQLite database, with ``CRACKER_*`` overrides."""
     port = free_port()
     env = {
         **os.environ,
@@ -152,10 +153,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         "CRACKER_RATE_LIMIT_PER_S": "1000",
         "CRACKER_RATE_LIMIT_BURST": "1000",
         "CRACKER_CPU_WORKERS": "1",
+        **env_overrides,
     }
-    log = (tmp / "server.log").open("wb")
+    log_path = tmp / "server.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "cracker", "serve", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "cracker", "serve", "--port", str(port), "--log-level", log_level],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base_url = f"http://127.0.0.1:{port}"
@@ -168,10 +171,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError("server did not start:\n" + (tmp / "server.log").read_text())
+            raise RuntimeError("server did not start:\n" + log_path.read_text())
         time.sleep(0.1)
     try:
-        yield LiveServer(base_url=base_url, env=env, process=process)
+        yield LiveServer(base_url=base_url, env=env, process=process, log_path=log_path)
     finally:
         process.terminate()
         try:
@@ -180,3 +183,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with start_live_server(tmp_path_factory.mktemp("live")) as server:
+        yield server

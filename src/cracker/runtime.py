@@ -6,7 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from cracker.config import Settings
+from cracker.config import Settings, callback_policy
 from cracker.metrics import Metrics
 from cracker.service.accounts import AccountService
 from cracker.service.capacity import LiveCapacity
@@ -66,9 +66,10 @@ class Runtime:
         )
         await capacity.refresh()
         capacity.start()
+        callbacks = callback_policy(settings)
         tasks = TaskService(
             store, capacity, notifier, metrics, task_timeout_s=settings.task_timeout_s,
-            allow_private_callbacks=settings.webhook_allow_private,
+            callbacks=callbacks,
         )
         webhooks = WebhookService(store, backoff_scale=settings.webhook_backoff_scale)
         completions = CompletionBatcher(tasks)
@@ -94,8 +95,10 @@ class Runtime:
         )
         runtime.reaper.start()
         runtime.dispatcher = WebhookDispatcher(
-            webhooks, docs_base=(settings.docs_base_url or settings.public_url).rstrip("/"),
-            allow_private=settings.webhook_allow_private, poll_s=settings.webhook_poll_s,
+            webhooks, docs_base=(settings.docs_base_url or settings.public_url).rstrip("/"), policy=callbacks,
+            poll_s=settings.webhook_poll_s, timeout_s=settings.webhook_timeout_s,
+            concurrency=settings.webhook_concurrency, account_concurrency=settings.webhook_account_concurrency,
+            max_response_bytes=settings.webhook_max_response_bytes,
         )
         runtime.dispatcher.start()
         return runtime

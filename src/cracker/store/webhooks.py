@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, insert, or_, select, update
+from collections.abc import Mapping
+
+from sqlalchemy import ColumnElement, and_, case, func, insert, literal, or_, select, update
 
 from cracker.domain.webhooks import DeliveryAttempt, DueDelivery
 from cracker.store.schema import accounts, webhook_attempts, webhook_deliveries
@@ -19,19 +21,54 @@ def enqueue_delivery(tx: Writer, delivery_id: str, task_id: str, account_id: str
     )
 
 
-def claim_due(tx: Writer, limit: int, lease_s: float, at: float) -> list[DueDelivery]:
-    """Lease due deliveries so that two dispatchers (two API processes) never send the same one."""
-    due = (
-        select(webhook_deliveries.c.id)
-        .where(
-            webhook_deliveries.c.status == "pending",
-            webhook_deliveries.c.next_attempt_at <= at,
-            or_(webhook_deliveries.c.lease_until.is_(None), webhook_deliveries.c.lease_until < at),
+def claim_due(
+    tx: Writer, limit: int, lease_s: float, at: float, *, per_account: int | None = None,
+    in_flight: Mapping[str, int] | None = None,
+) -> list[DueDelivery]:
+    """Lease due deliveries so that two dispatchers (two API processes) never send the same one.
+
+    With ``per_account``, an account gets at most that many deliveries in flight, counting the
+    ``in_flight`` ones this dispatcher already runs: accounts already at their limit are skipped
+    in SQL (so that thousands of one account's due deliveries never hide another account's), and
+    the others are ranked within the account so that one claim cannot take more than its share.
+    """
+    conditions = [
+        webhook_deliveries.c.status == "pending",
+        webhook_deliveries.c.next_attempt_at <= at,
+        or_(webhook_deliveries.c.lease_until.is_(None), webhook_deliveries.c.lease_until < at),
+    ]
+    if per_account is None:
+        due = select(webhook_deliveries.c.id).where(*conditions).order_by(webhook_deliveries.c.next_attempt_at)
+        due = due.limit(limit)
+    else:
+        busy = {account: n for account, n in (in_flight or {}).items() if n > 0}
+        full = [account for account, n in busy.items() if n >= per_account]
+        if full:
+            conditions.append(webhook_deliveries.c.account_id.not_in(full))
+        # A window of candidates a few times the claim: enough for every account in it to get
+        # its share, small enough that the ranking stays cheap whatever the backlog.
+        window = (
+            select(webhook_deliveries.c.id, webhook_deliveries.c.account_id, webhook_deliveries.c.next_attempt_at)
+            .where(*conditions)
+            .order_by(webhook_deliveries.c.next_attempt_at)
+            .limit(limit * 8)
         )
-        .order_by(webhook_deliveries.c.next_attempt_at)
-        .limit(limit)
-    )
-    if tx.conn.dialect.name == "postgresql":
+        if tx.conn.dialect.name == "postgresql":
+            window = window.with_for_update(skip_locked=True)
+        candidates = window.subquery()
+        ranked = select(
+            candidates.c.id, candidates.c.account_id, candidates.c.next_attempt_at,
+            func.row_number().over(
+                partition_by=candidates.c.account_id, order_by=(candidates.c.next_attempt_at, candidates.c.id)
+            ).label("rank"),
+        ).subquery()
+        partly_busy = {account: per_account - n for account, n in busy.items() if n < per_account}
+        allowance: ColumnElement[int] = (
+            case(partly_busy, value=ranked.c.account_id, else_=per_account) if partly_busy
+            else literal(per_account)
+        )
+        due = select(ranked.c.id).where(ranked.c.rank <= allowance).order_by(ranked.c.next_attempt_at).limit(limit)
+    if per_account is None and tx.conn.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     rows = tx.conn.execute(
         update(webhook_deliveries)
