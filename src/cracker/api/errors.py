@@ -79,7 +79,14 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     return error_response(request, "invalid_request", str(exc.detail))
 
 
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    # Starlette's last-resort handler answers with this, then re-raises for the server's log
+    # (RequestContextMiddleware logs it): without it the answer would be a text/plain 500.
+    return error_response(request, "internal_error", "Internal server error")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _on_unexpected)
     app.add_exception_handler(CrackerError, _on_cracker_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
