@@ -18,6 +18,7 @@ from cracker.config import Settings
 from cracker.domain.accounts import Scope
 from cracker.domain.errors import CrackerError
 from cracker.domain.money import MoneyError, format_usd, parse_usd
+from cracker.logredact import install_log_redaction
 from cracker.service.accounts import AccountService, IssuedKey
 from cracker.service.offers import OfferService
 from cracker.store.migrate import migrate as run_migrations
@@ -215,6 +216,7 @@ def offers_set(
 
 
 def main() -> None:
+    install_log_redaction()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Alembic's per-migration INFO lines are noise in a CLI.
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -15,6 +15,7 @@ from cracker.api.openapi import build_openapi
 from cracker.api.ratelimit import RateLimiter
 from cracker.api.routes import account, catalogue, legacy_v1, metrics, tasks, workers
 from cracker.config import Settings
+from cracker.logredact import install_log_redaction
 from cracker.runtime import Runtime
 
 
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     FastAPI's own, gets a request id, and so that the hot read route skips FastAPI's stack.
     """
     settings = settings or Settings()
+    install_log_redaction()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
