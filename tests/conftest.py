@@ -33,6 +33,7 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp / 'cracker.db'}",
         "rate_limit_per_s": 0,
+        "address_rate_limit_per_s": 0,
         "cpu_workers": 1,
         "docs_base_url": "",
     }
@@ -152,6 +153,7 @@ def start_live_server(tmp: Path, log_level: str = "warning", **env_overrides: st
         "CRACKER_DATABASE_URL": f"sqlite:///{tmp / 'live.db'}",
         "CRACKER_RATE_LIMIT_PER_S": "1000",
         "CRACKER_RATE_LIMIT_BURST": "1000",
+        "CRACKER_ADDRESS_RATE_LIMIT_PER_S": "0",
         "CRACKER_CPU_WORKERS": "1",
         **env_overrides,
     }

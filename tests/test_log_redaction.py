@@ -7,8 +7,6 @@ from pathlib import Path
 
 import httpx
 
-from cracker.logredact import redact
-
 from .conftest import TURNSTILE_PASS, start_live_server
 
 PROXY_PASSWORD = "Pr0xyPassw0rd"
@@ -51,6 +49,8 @@ def test_secrets_never_reach_the_server_log(tmp_path: Path) -> None:
 
 
 def test_redaction_rules() -> None:
+    from cracker.logredact import redact
+
     assert redact("GET /x?proxy=http%3A%2F%2Fu%3Apw%40h%3A80&a=1") == "GET /x?proxy=***&a=1"
     assert redact("https://user:pw@example.com/hook") == "https://***@example.com/hook"
     assert redact("https://token@example.com/") == "https://***@example.com/"

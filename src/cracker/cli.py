@@ -182,7 +182,8 @@ def keys_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """Create another API key for an account."""
-    issued = _run(lambda store: AccountService(store).create_key(account_id, scope))
+    max_keys = Settings().max_api_keys_per_account
+    issued = _run(lambda store: AccountService(store, max_keys=max_keys).create_key(account_id, scope))
     _print_key(issued, as_json)
 
 

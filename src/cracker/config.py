@@ -33,6 +33,17 @@ class Settings(BaseSettings):
     #: Read doubtful OCR readings again in four more views that vote: about 1 point of accuracy on
     #: the training generators and 2 to 4 on unseen styles, for 2.5x less batched throughput.
     ocr_second_look: bool = True
+    #: Requests per second per client address that carry no valid key (public routes such as
+    #: /metrics, /openapi.json, /v2/offers and /errors/*, and every request whose key is missing,
+    #: unknown or of the wrong scope); 0 turns this limit off. IPv6 clients count per /64. Behind a
+    #: reverse proxy every client has the proxy's address: raise this, or limit at the proxy.
+    address_rate_limit_per_s: float = Field(default=5.0, ge=0)
+    #: Bucket size of the per-address limit: the burst of such requests one address may send.
+    address_rate_limit_burst: int = Field(default=60, ge=1)
+    #: Long-polls (``GET /v2/tasks/{id}?wait=``) one account may hold open at once, per process.
+    max_long_polls_per_account: int = Field(default=100, ge=1)
+    #: Active API keys one account may hold (every scope); 0: no limit.
+    max_api_keys_per_account: int = Field(default=20, ge=0)
     #: How long an authenticated key is trusted without asking the database again (revocation delay).
     auth_cache_s: float = Field(default=5.0, ge=0)
     #: How long a SQLite writer waits for the file lock before answering service_unavailable.

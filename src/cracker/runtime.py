@@ -79,7 +79,9 @@ class Runtime:
         )
         runtime = cls(
             settings=settings, store=store, metrics=metrics,
-            accounts=AccountService(store, auth_cache_s=settings.auth_cache_s),
+            accounts=AccountService(
+                store, auth_cache_s=settings.auth_cache_s, max_keys=settings.max_api_keys_per_account
+            ),
             offers=OfferService(store), tasks=tasks, webhooks=webhooks, solvers=solvers, pow_engine=pow_engine, ocr=ocr,
             notifier=notifier, capacity=capacity, completions=completions, worker_service=worker_service,
         )

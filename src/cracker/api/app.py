@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from cracker import __version__
+from cracker.api.client_limits import AddressGate, AddressLimiter, LongPollSlots
 from cracker.api.errors import install_error_handlers
 from cracker.api.middleware import RequestContextMiddleware
 from cracker.api.openapi import build_openapi
@@ -47,6 +48,9 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     )
     app.state.docs_base_url = settings.docs_base_url.rstrip("/")
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    app.state.address_limiter = AddressLimiter(settings.address_rate_limit_per_s, settings.address_rate_limit_burst)
+    app.state.long_polls = LongPollSlots(settings.max_long_polls_per_account)
+    app.add_middleware(AddressGate, limiter=app.state.address_limiter)
     install_error_handlers(app)
     for module in (tasks, account, catalogue, metrics, legacy_v1, workers):
         app.include_router(module.router)
