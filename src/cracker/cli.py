@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -13,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cracker import cli_solve
+from cracker import __version__, cli_solve
 from cracker.config import Settings
 from cracker.domain.accounts import Scope
 from cracker.domain.errors import CrackerError
@@ -34,14 +38,52 @@ app.command("solve", context_settings={"allow_extra_args": True, "ignore_unknown
 
 # soft_wrap: keys and commands must stay on one line, to be copied whole.
 console = Console(soft_wrap=True)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
+
+
+def _fail(message: str) -> typer.Exit:
+    """A one-line error for a problem the operator can fix; the caller raises what this returns."""
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+def _migrate(url: str) -> None:
+    """Migrate, or exit with one line that names the database and what to check."""
+    try:
+        run_migrations(url)
+    except ValueError as exc:  # a URL Cracker cannot use
+        raise _fail(f"{exc}; set CRACKER_DATABASE_URL") from None
+    except CrackerError as exc:
+        raise _fail(f"{exc.message}; check CRACKER_DATABASE_URL and that the database is running") from None
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the server's socket before anything else, so a port in use is one clear line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise _fail(f"port {port} on {host} is already in use: stop what listens there, or pass --port") from None
+        raise _fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}): pass another --host or --port") from None
+
+
+@contextlib.contextmanager
+def _needs_training_extra() -> Iterator[None]:
+    """Training and generated images need packages a plain install leaves out: say which, and how."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        missing = exc.name or str(exc)
+        hint = "pip install 'cracker[ocr-train]'"
+        raise _fail(f"this command needs {missing!r}, from the ocr-train extra: {hint}") from None
 
 
 def _run(make: Callable[[Store], Awaitable[T]]) -> T:
     """Migrate, then run one store operation to completion."""
     settings = Settings()
-    run_migrations(settings.database_url)
+    _migrate(settings.database_url)
 
     async def main() -> T:
         store = open_store(settings.database_url)
@@ -91,7 +133,8 @@ def serve(
     from cracker.api.app import create_app
 
     settings = Settings()
-    run_migrations(settings.database_url)
+    listener = _listen(host, port)
+    _migrate(settings.database_url)
     if demo:
         issued, created = _run(lambda store: AccountService(store).demo_key("demo", parse_usd("10.00")))
         console.print(f"demo account {'created with 10.00 USD' if created else 'exists'}; new key below")
@@ -100,17 +143,26 @@ def serve(
             f"try: curl -H 'x-solvium-auth: {issued.api_key}' http://{host}:{port}/v2/balance"
         )
     console.print(f"Cracker on http://{host}:{port}  (database: {settings.database_url})")
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings, run_migrations=False), host=host, port=port, log_level=log_level,
         proxy_headers=False, server_header=False, access_log=access_log,
     )
+    server = uvicorn.Server(config)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again under the
+    # handlers it found; with Python's defaults that kills the process (-15) or prints a
+    # KeyboardInterrupt traceback. A stop that shut down cleanly is a clean exit.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
+    server.run(sockets=[listener])
+    if not server.started:
+        raise typer.Exit(3)
 
 
 @app.command()
 def migrate() -> None:
     """Bring the database schema to the newest version."""
     settings = Settings()
-    run_migrations(settings.database_url)
+    _migrate(settings.database_url)
     console.print("database is at the newest schema")
 
 
@@ -214,6 +266,21 @@ def offers_set(
     console.print(f"{task_type}: {format_usd(units)} USD{' (disabled)' if disable else ''}")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"cracker {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """Cracker: a self-hosted captcha-task service."""
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Alembic's per-migration INFO lines are noise in a CLI.
@@ -260,8 +327,9 @@ def train_ocr(
         shares = parse_mix(mix) if mix is not None else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--mix") from None
-    train(out, steps, minutes, batch_size, learning_rate, threads, workers, finetune, init, evaluate, seed, width,
-          device=device, precision=precision, reuse=reuse, mix=shares, detail=detail)
+    with _needs_training_extra():
+        train(out, steps, minutes, batch_size, learning_rate, threads, workers, finetune, init, evaluate, seed, width,
+              device=device, precision=precision, reuse=reuse, mix=shares, detail=detail)
 
 
 @app.command("eval-ocr")
@@ -279,4 +347,5 @@ def eval_ocr(
 
     if folder is None and not generated:
         raise typer.BadParameter("give a FOLDER or --generated N")
-    evaluate(folder, generated, model, case_sensitive, seed, second_look=second_look)
+    with _needs_training_extra():
+        evaluate(folder, generated, model, case_sensitive, seed, second_look=second_look)
