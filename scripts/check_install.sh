@@ -32,7 +32,8 @@ stop_server() {
   wait "$pid" || status=$?
   server_pid=""
   [ "$status" -eq 0 ] || { tail -20 "$log"; fail "the server exited with status $status after SIGTERM"; }
-  sleep 1
+  # The forkserver and resource tracker notice their parent's exit on their own, a moment later.
+  for _ in $(seq 20); do pgrep -f "$prefix" >/dev/null || break; sleep 0.5; done
   if pgrep -af "$prefix" >/dev/null; then pgrep -af "$prefix"; fail "processes of the stopped server are still running"; fi
   echo "stopped cleanly (exit 0, no process left)"
 }

@@ -20,6 +20,7 @@ from rich.table import Table
 from cracker import __version__, cli_solve
 from cracker.config import Settings
 from cracker.domain.accounts import Scope
+from cracker.domain.clock import rfc3339
 from cracker.domain.errors import CrackerError
 from cracker.domain.money import MoneyError, format_usd, parse_usd
 from cracker.service.accounts import AccountService, IssuedKey
@@ -235,6 +236,34 @@ def keys_create(
     """Create another API key for an account."""
     issued = _run(lambda store: AccountService(store).create_key(account_id, scope))
     _print_key(issued, as_json)
+
+
+@keys_app.command("list")
+def keys_list(
+    account_id: Annotated[str, typer.Argument(help="Account id")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per key")] = False,
+) -> None:
+    """List an account's API keys (their first characters only; revoked ones too)."""
+    found = _run(lambda store: AccountService(store).list_keys(account_id))
+    if as_json:
+        for info in found:
+            print(json.dumps({"key_id": info.id, "prefix": info.prefix, "scope": info.scope.value,
+                              "created_at": rfc3339(info.created_at),
+                              "revoked_at": rfc3339(info.revoked_at) if info.revoked_at is not None else None}))
+        return
+    table = Table("key_id", "prefix", "scope", "created", "revoked")
+    for info in found:
+        table.add_row(info.id, info.prefix + "...", info.scope.value, rfc3339(info.created_at),
+                      rfc3339(info.revoked_at) if info.revoked_at is not None else "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (from `cracker keys list`)")]) -> None:
+    """Revoke an API key: every process refuses it within CRACKER_AUTH_CACHE_S (5 s by default)."""
+    info = _run(lambda store: AccountService(store).revoke_key(key_id))
+    assert info.revoked_at is not None
+    console.print(f"revoked {info.id} ({info.prefix}..., {info.scope.value}) at {rfc3339(info.revoked_at)}")
 
 
 @offers_app.command("list")
