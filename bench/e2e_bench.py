@@ -25,8 +25,10 @@ from pathlib import Path
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cluster import Cluster, create_database, drop_database, free_port
+# The cluster helper lives with the crash test that CI runs (tests/acceptance/cluster.py); this benchmark borrows it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "acceptance"))
 from _rawhttp import Connection
+from cluster import Cluster, create_database, drop_database, free_port
 
 BODY = {"url": "https://bench.example", "site_key": "1x00000000000000000000AA"}
 

@@ -2,7 +2,7 @@
 
 Run from the repository root (needs the ocr-train extra for the generators, plus ddddocr):
 
-    .venv/bin/python bench/ocr_bench.py [--per-generator 250] [--seed N] [--picture bench/ocr_samples.png]
+    .venv/bin/python bench/ocr_bench.py [--per-generator 250] [--seed N] [--picture PNG] [--errors PNG]
 
 One freshly generated set (seeded, new seed each run unless given) from every generator: the two
 training generators and the two held out of training. Every engine reads the same images, from the
@@ -10,7 +10,8 @@ same PNG bytes, one image at a time on one core (onnxruntime sessions limited to
 Tesseract with OMP_THREAD_LIMIT=1), so the latency includes decoding the PNG. Ours is scored twice:
 as the service reads (a second look at doubtful readings) and with one look only. Sequence accuracy is
 case-insensitive (the default hint), and case-sensitive for our model too. Writes a picture of
-sample predictions, and one of our misreadings (--errors).
+sample predictions (--picture) and one of our misreadings (--errors); by default over the two that
+docs/research/ocr.md shows, in docs/research/ocr/.
 """
 
 from __future__ import annotations
@@ -175,8 +176,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-generator", type=int, default=250)
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--picture", type=Path, default=Path("bench/ocr_samples.png"))
-    parser.add_argument("--errors", type=Path, default=Path("bench/ocr_errors.png"),
+    parser.add_argument("--picture", type=Path, default=Path("docs/research/ocr/samples.png"))
+    parser.add_argument("--errors", type=Path, default=Path("docs/research/ocr/errors.png"),
                         help="Picture of our misreadings on the training generators (lookalike-only ones left out)")
     parser.add_argument("--no-tesseract", action="store_true")
     parser.add_argument("--candidate", type=Path, default=None,

@@ -4,6 +4,7 @@ account on open long-polls and on API keys; each refusal is 429 with Retry-After
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -100,8 +101,20 @@ async def test_open_long_polls_are_capped_per_account(limited_server: LiveServer
 
 def test_api_keys_are_capped_per_account(limited_server: LiveServer) -> None:
     account_id, _ = limited_server.new_account()  # holds one key
-    made = [limited_server.cli("keys", "create", account_id, "--json")]
+    made = limited_server.cli("keys", "create", account_id, "--json")
     refused = limited_server.cli("keys", "create", account_id, "--json")
-    assert [r.returncode for r in made] == [0], [r.stderr for r in made]
+    assert made.returncode == 0, made.stderr
     assert refused.returncode == 1
     assert "2 active API keys" in refused.stderr
+    admin_account, _ = limited_server.new_account()
+    admin = limited_server.cli("keys", "create", admin_account, "--scope", "admin", "--json")
+    assert admin.returncode == 0, admin.stderr
+    headers = {"x-solvium-auth": json.loads(admin.stdout)["api_key"]}
+    with httpx.Client(base_url=limited_server.base_url, headers=headers) as client:
+        over = client.post(f"/v2/admin/accounts/{account_id}/keys", json={"scope": "client"})
+        # A revoked key makes room for another.
+        oldest = client.get(f"/v2/admin/accounts/{account_id}/keys").json()["keys"][0]["key_id"]
+        revoked = client.delete(f"/v2/admin/keys/{oldest}")
+        again = client.post(f"/v2/admin/accounts/{account_id}/keys", json={"scope": "client"})
+    assert_limited(over)
+    assert revoked.status_code == 200 and again.status_code == 201

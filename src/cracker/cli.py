@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -13,9 +17,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cracker import cli_solve
+from cracker import __version__, cli_solve
 from cracker.config import Settings
 from cracker.domain.accounts import Scope
+from cracker.domain.clock import rfc3339
 from cracker.domain.errors import CrackerError
 from cracker.domain.money import MoneyError, format_usd, parse_usd
 from cracker.logredact import install_log_redaction
@@ -35,14 +40,52 @@ app.command("solve", context_settings={"allow_extra_args": True, "ignore_unknown
 
 # soft_wrap: keys and commands must stay on one line, to be copied whole.
 console = Console(soft_wrap=True)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
+
+
+def _fail(message: str) -> typer.Exit:
+    """A one-line error for a problem the operator can fix; the caller raises what this returns."""
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+def _migrate(url: str) -> None:
+    """Migrate, or exit with one line that names the database and what to check."""
+    try:
+        run_migrations(url)
+    except ValueError as exc:  # a URL Cracker cannot use
+        raise _fail(f"{exc}; set CRACKER_DATABASE_URL") from None
+    except CrackerError as exc:
+        raise _fail(f"{exc.message}; check CRACKER_DATABASE_URL and that the database is running") from None
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the server's socket before anything else, so a port in use is one clear line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise _fail(f"port {port} on {host} is already in use: stop what listens there, or pass --port") from None
+        raise _fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}): pass another --host or --port") from None
+
+
+@contextlib.contextmanager
+def _needs_training_extra() -> Iterator[None]:
+    """Training and generated images need packages a plain install leaves out: say which, and how."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        missing = exc.name or str(exc)
+        hint = "pip install 'cracker[ocr-train]'"
+        raise _fail(f"this command needs {missing!r}, from the ocr-train extra: {hint}") from None
 
 
 def _run(make: Callable[[Store], Awaitable[T]]) -> T:
     """Migrate, then run one store operation to completion."""
     settings = Settings()
-    run_migrations(settings.database_url)
+    _migrate(settings.database_url)
 
     async def main() -> T:
         store = open_store(settings.database_url)
@@ -92,7 +135,8 @@ def serve(
     from cracker.api.app import create_app
 
     settings = Settings()
-    run_migrations(settings.database_url)
+    listener = _listen(host, port)
+    _migrate(settings.database_url)
     if demo:
         issued, created = _run(lambda store: AccountService(store).demo_key("demo", parse_usd("10.00")))
         console.print(f"demo account {'created with 10.00 USD' if created else 'exists'}; new key below")
@@ -101,17 +145,26 @@ def serve(
             f"try: curl -H 'x-solvium-auth: {issued.api_key}' http://{host}:{port}/v2/balance"
         )
     console.print(f"Cracker on http://{host}:{port}  (database: {settings.database_url})")
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings, run_migrations=False), host=host, port=port, log_level=log_level,
         proxy_headers=False, server_header=False, access_log=access_log,
     )
+    server = uvicorn.Server(config)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again under the
+    # handlers it found; with Python's defaults that kills the process (-15) or prints a
+    # KeyboardInterrupt traceback. A stop that shut down cleanly is a clean exit.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
+    server.run(sockets=[listener])
+    if not server.started:
+        raise typer.Exit(3)
 
 
 @app.command()
 def migrate() -> None:
     """Bring the database schema to the newest version."""
     settings = Settings()
-    run_migrations(settings.database_url)
+    _migrate(settings.database_url)
     console.print("database is at the newest schema")
 
 
@@ -187,6 +240,34 @@ def keys_create(
     _print_key(issued, as_json)
 
 
+@keys_app.command("list")
+def keys_list(
+    account_id: Annotated[str, typer.Argument(help="Account id")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per key")] = False,
+) -> None:
+    """List an account's API keys (their first characters only; revoked ones too)."""
+    found = _run(lambda store: AccountService(store).list_keys(account_id))
+    if as_json:
+        for info in found:
+            print(json.dumps({"key_id": info.id, "prefix": info.prefix, "scope": info.scope.value,
+                              "created_at": rfc3339(info.created_at),
+                              "revoked_at": rfc3339(info.revoked_at) if info.revoked_at is not None else None}))
+        return
+    table = Table("key_id", "prefix", "scope", "created", "revoked")
+    for info in found:
+        table.add_row(info.id, info.prefix + "...", info.scope.value, rfc3339(info.created_at),
+                      rfc3339(info.revoked_at) if info.revoked_at is not None else "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (from `cracker keys list`)")]) -> None:
+    """Revoke an API key: every process refuses it within CRACKER_AUTH_CACHE_S (5 s by default)."""
+    info = _run(lambda store: AccountService(store).revoke_key(key_id))
+    assert info.revoked_at is not None
+    console.print(f"revoked {info.id} ({info.prefix}..., {info.scope.value}) at {rfc3339(info.revoked_at)}")
+
+
 @offers_app.command("list")
 def offers_list() -> None:
     """Show the price of every task type."""
@@ -214,6 +295,21 @@ def offers_set(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     console.print(f"{task_type}: {format_usd(units)} USD{' (disabled)' if disable else ''}")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"cracker {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """Cracker: a self-hosted captcha-task service."""
 
 
 def main() -> None:
@@ -263,8 +359,9 @@ def train_ocr(
         shares = parse_mix(mix) if mix is not None else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--mix") from None
-    train(out, steps, minutes, batch_size, learning_rate, threads, workers, finetune, init, evaluate, seed, width,
-          device=device, precision=precision, reuse=reuse, mix=shares, detail=detail)
+    with _needs_training_extra():
+        train(out, steps, minutes, batch_size, learning_rate, threads, workers, finetune, init, evaluate, seed, width,
+              device=device, precision=precision, reuse=reuse, mix=shares, detail=detail)
 
 
 @app.command("eval-ocr")
@@ -282,4 +379,5 @@ def eval_ocr(
 
     if folder is None and not generated:
         raise typer.BadParameter("give a FOLDER or --generated N")
-    evaluate(folder, generated, model, case_sensitive, seed, second_look=second_look)
+    with _needs_training_extra():
+        evaluate(folder, generated, model, case_sensitive, seed, second_look=second_look)

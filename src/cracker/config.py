@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     auth_cache_s: float = Field(default=5.0, ge=0)
     #: How long a SQLite writer waits for the file lock before answering service_unavailable.
     sqlite_busy_timeout_ms: int = Field(default=5_000, ge=0)
+    #: After a webhook secret rotation, how long the old secret keeps signing beside the new one
+    #: (a client may ask for any overlap from 0 to 7 days).
+    webhook_secret_overlap_s: float = Field(default=24 * 3600.0, ge=0, le=7 * 24 * 3600.0)
     #: Let callback URLs reach loopback, private, link-local and metadata addresses (tests, labs).
     webhook_allow_private: bool = False
     #: How often the webhook dispatcher looks for due deliveries.

@@ -14,7 +14,7 @@ from cracker.api.errors import install_error_handlers
 from cracker.api.middleware import RequestContextMiddleware
 from cracker.api.openapi import build_openapi
 from cracker.api.ratelimit import RateLimiter
-from cracker.api.routes import account, catalogue, legacy_v1, metrics, tasks, workers
+from cracker.api.routes import account, admin, catalogue, legacy_v1, metrics, tasks, workers
 from cracker.config import Settings
 from cracker.logredact import install_log_redaction
 from cracker.runtime import Runtime
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     app.state.long_polls = LongPollSlots(settings.max_long_polls_per_account)
     app.add_middleware(AddressGate, limiter=app.state.address_limiter)
     install_error_handlers(app)
-    for module in (tasks, account, catalogue, metrics, legacy_v1, workers):
+    for module in (tasks, account, catalogue, metrics, legacy_v1, workers, admin):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -73,3 +73,4 @@ def _require(scope: Scope) -> Callable[..., Awaitable[ApiKeyRecord]]:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 ClientKey = Annotated[ApiKeyRecord, Depends(_require(Scope.CLIENT))]
 WorkerKey = Annotated[ApiKeyRecord, Depends(_require(Scope.WORKER))]
+AdminKey = Annotated[ApiKeyRecord, Depends(_require(Scope.ADMIN))]

@@ -10,13 +10,18 @@ from cracker.domain.errors import FieldError, ValidationFailed
 MAX_WAIT_S = 60
 
 
-def parse_task_id(raw_id: str) -> str:
+def parse_id(raw_id: str, field: str) -> str:
+    """A path id (task, account, key: all UUIDs) in canonical form, or ``validation_failed`` on ``field``."""
     try:
         return str(UUID(raw_id))
     except ValueError:
         raise ValidationFailed(
-            [FieldError("task_id", "uuid_parsing", f"Input should be a valid UUID, got {raw_id[:64]!r}")]
+            [FieldError(field, "uuid_parsing", f"Input should be a valid UUID, got {raw_id[:64]!r}")]
         ) from None
+
+
+def parse_task_id(raw_id: str) -> str:
+    return parse_id(raw_id, "task_id")
 
 
 def parse_wait(raw: str | None) -> float:

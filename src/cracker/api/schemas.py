@@ -122,3 +122,39 @@ class WebhookSecretModel(BaseModel):
     secret: str = Field(description="HMAC-SHA256 key of this account's webhook signatures")
     header: str = Field(description="The header that carries the signature")
     scheme: str = Field(description="How the signature is computed")
+    previous_valid_until: str | None = Field(
+        default=None, description="After a rotation: until when (RFC 3339) the replaced secret still signs, "
+        "as a second v1= value; null when no previous secret signs"
+    )
+
+
+class RotateSecretRequest(BaseModel):
+    overlap_s: float | None = Field(
+        default=None, ge=0, le=7 * 24 * 3600,
+        description="How long the replaced secret keeps signing beside the new one (default: the server's "
+        "setting, 24 h unless the operator changed it); 0 drops it at once",
+    )
+
+
+class ApiKeyModel(BaseModel):
+    key_id: str
+    account_id: str
+    prefix: str = Field(description="The key's first characters, to recognise it; the key itself is never shown again")
+    scope: Literal["client", "worker", "admin"]
+    created_at: str
+    revoked_at: str | None
+
+
+class ApiKeyListModel(BaseModel):
+    keys: list[ApiKeyModel]
+
+
+class CreateKeyRequest(BaseModel):
+    scope: Literal["client", "worker", "admin"] = "client"
+
+
+class IssuedKeyModel(BaseModel):
+    key_id: str
+    account_id: str
+    scope: Literal["client", "worker", "admin"]
+    api_key: str = Field(description="Shown once: Cracker stores only its hash")

@@ -29,6 +29,18 @@ class ApiKeyRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """What may be shown of a key after its creation: never the key, only its first characters."""
+
+    id: str
+    account_id: str
+    prefix: str
+    scope: Scope
+    created_at: float
+    revoked_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Balance:
     available: int
     held: int

@@ -1,7 +1,8 @@
 """Webhooks: the signature scheme and the retry schedule (allowed destinations: ``domain.callbacks``).
 
 Signature (documented in docs/webhooks.md, checked by ``cracker.sdk.verify_webhook``):
-``X-Cracker-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>``.
+``X-Cracker-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>``, with a
+second ``v1=`` made with the previous secret while a rotation's overlap lasts.
 Signing the timestamp with the body lets receivers refuse replays older than a few minutes.
 """
 
@@ -22,9 +23,21 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_hex(24)
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
+def sign(secret: str, timestamp: int, body: bytes, *, previous: str | None = None) -> str:
+    """The signature header's value; during a rotation's overlap ``previous`` signs too (a second
+    ``v1=``), so a receiver still holding the old secret keeps verifying until it switches."""
+    macs = [hmac.new(key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+            for key in (secret, previous) if key is not None]
+    return ",".join([f"t={timestamp}", *(f"v1={mac}" for mac in macs)])
+
+
+@dataclass(frozen=True, slots=True)
+class SigningSecrets:
+    """An account's webhook secret and, during a rotation's overlap, the one it replaced."""
+
+    current: str
+    previous: str | None = None
+    previous_until: float | None = None
 
 
 def next_attempt_delay(attempts_made: int) -> float:

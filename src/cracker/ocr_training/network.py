@@ -31,12 +31,12 @@ class Size:
     #: first convolution grows. Why: the grid is what the network computes on, but 32 rows lose
     #: what tells some lookalikes apart. In the captcha package's faces, ``I`` and ``l`` are both
     #: bars stretched into boxes whose widths differ by a pixel or two; a classifier of single
-    #: glyphs told them apart 98 % of the time at the glyphs' drawn size and 80 % at the scale the
-    #: 32-row input leaves them (bench/ocr_lookalike_scale.py, bench/RESULTS.md).
+    #: glyphs tells them apart far more often at the glyphs' drawn size than at the scale the 32-row
+    #: input leaves them (docs/research/ocr/lookalike_scale.py; the figures: docs/research/ocr.md).
     detail: int = 1
 
 
-#: The size of every model shipped before the wider one of 2026-11-28: what ``grow`` started from.
+#: The size of the models shipped before the current, wider one: what ``grow`` started from.
 SMALL = Size(channels=128, project=128, hidden=96)
 DEFAULT_SIZE = Size()
 

@@ -4,10 +4,11 @@
 
 Writes ``checkpoint.pt`` and the ``model.onnx`` + ``model.json`` pair the solver loads. Checkpoints
 fine-tuned one from another lie in one basin of the loss, where their average is itself a good
-network, often better than each. On 2026-11-29 a 120-minute fine-tune of the shipped model gained
-one point on the training generators and lost about three on the held-out wheezy; the average of
-the two kept the gain and held wheezy within half a point (bench/RESULTS.md). Averaged weights no
-longer match the averaged batch-norm statistics, so those are measured afresh on fresh batches.
+network, often better than each. A long fine-tune can gain on the training generators while losing
+on a held-out one; averaging it with the checkpoint it started from can keep the gain without the
+loss, which is how the shipped model was made (the figures: docs/research/ocr.md, "Model soup").
+Averaged weights no longer match the averaged batch-norm statistics, so those are measured afresh on
+fresh batches.
 """
 
 from __future__ import annotations

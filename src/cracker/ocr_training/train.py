@@ -72,7 +72,7 @@ class TrainConfig:
     #: ``bf16`` runs the forward pass under bfloat16 autocast (weights, gradients and the CTC loss
     #: stay float32); ``fp32`` runs it all in float32; ``auto`` takes bf16 where the hardware runs it
     #: faster: a GPU with bf16 support, or a CPU where a few timed steps say so (the CPU's flags do
-    #: not tell; see :func:`use_bf16` and bench/ocr_train_step_bench.py).
+    #: not tell; see :func:`use_bf16` and docs/research/ocr/train_step_bench.py).
     precision: str = "auto"
     #: How many times, on average, each drawn image is used (each time with a fresh crop and palette).
     #: Drawing costs about 3.6 ms an image, as much as a bf16 training step spends on it, so on two
@@ -226,9 +226,9 @@ def use_bf16(precision: str, model: CrnnLite, batch_size: int, width: int = WIDT
         return precision == "bf16"
     if next(model.parameters()).device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
-    # On a CPU the flags do not tell. On 2026-11-28's machine bf16 with channels-last maps took 0.47x
-    # the time of float32 with plain ones; on 2026-11-29's, which also reports AVX512-BF16 (and no
-    # AMX), bf16 took 1.4x the float32 time, both channels-last. A few steps each way settle it.
+    # On a CPU the flags do not tell: two machines reporting the same AVX512-BF16 support ran bf16
+    # steps in half the float32 time on one and slower on the other (docs/research/ocr.md, "Training
+    # speed"). A few steps each way settle it.
     times = time_precisions(model, batch_size, width)
     faster = "bf16" if times["bf16"] < times["fp32"] else "fp32"
     print(f"precision auto: a step took {times['fp32'] * 1000:.0f} ms in fp32, {times['bf16'] * 1000:.0f} ms "

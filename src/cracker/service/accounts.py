@@ -5,11 +5,11 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from cracker.domain.accounts import ApiKeyRecord, Balance, Scope, generate_api_key, hash_api_key
+from cracker.domain.accounts import ApiKeyInfo, ApiKeyRecord, Balance, Scope, generate_api_key, hash_api_key
 from cracker.domain.clock import new_id, now
 from cracker.domain.errors import InsufficientScope, InvalidApiKey, NotFound, RateLimitExceeded
 from cracker.store import keys
-from cracker.store.sql import Store, Writer
+from cracker.store.sql import Reader, Store, Writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +82,32 @@ class AccountService:
                 raise RateLimitExceeded(
                     KEY_LIMIT_RETRY_AFTER_S,
                     f"Account {account_id} holds {self._max_keys} active API keys, the most allowed; "
-                    "revoke one first (the operator sets the limit: CRACKER_MAX_API_KEYS_PER_ACCOUNT)",
+                    "revoke one first (`cracker keys revoke KEY_ID`; the limit is CRACKER_MAX_API_KEYS_PER_ACCOUNT)",
                 )
             return _issue_key(tx, account_id, scope, at)
 
         return await self._store.write(work)
+
+    async def list_keys(self, account_id: str) -> list[ApiKeyInfo]:
+        def read(r: Reader) -> list[ApiKeyInfo] | None:
+            return keys.list_keys(r, account_id) if r.account_exists(account_id) else None
+
+        found = await self._store.read(read)
+        if found is None:
+            raise NotFound(f"No account {account_id}")
+        return found
+
+    async def revoke_key(self, key_id: str) -> ApiKeyInfo:
+        """Revoke now. This process forgets the key at once; every other process stops accepting it
+        when its cached check expires, within ``auth_cache_s``."""
+        at = now()
+        info = await self._store.write(lambda tx: keys.revoke_key(tx, key_id, at))
+        if info is None:
+            raise NotFound(f"No API key {key_id}")
+        for key_hash, (record, _expiry) in list(self._auth_cache.items()):
+            if record.id == key_id:
+                del self._auth_cache[key_hash]
+        return info
 
     async def top_up(self, account_id: str, amount: int) -> Balance:
         at = now()

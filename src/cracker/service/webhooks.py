@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from cracker.domain.clock import now
 from cracker.domain.errors import NotFound
 from cracker.domain.tasks import TaskView
-from cracker.domain.webhooks import RETRY_FOR_S, DeliveryAttempt, DueDelivery, new_secret, next_attempt_delay
+from cracker.domain.webhooks import (
+    RETRY_FOR_S,
+    DeliveryAttempt,
+    DueDelivery,
+    SigningSecrets,
+    new_secret,
+    next_attempt_delay,
+)
 from cracker.store import webhooks
 from cracker.store.sql import Reader, Store
 
@@ -34,6 +41,16 @@ class WebhookService:
         if secret is None:
             raise NotFound(f"No account {account_id}")
         return secret
+
+    async def rotate_secret(self, account_id: str, overlap_s: float) -> SigningSecrets:
+        """A new secret, current at once; the replaced one signs beside it for ``overlap_s``."""
+        at = now()
+        secret = new_secret()
+        if not await self._store.write(lambda tx: webhooks.rotate_secret(tx, account_id, secret, at + overlap_s)):
+            raise NotFound(f"No account {account_id}")
+        secrets = await self._store.read(lambda r: webhooks.signing_secrets(r, account_id, at))
+        assert secrets is not None  # written just above; accounts are never deleted
+        return secrets
 
     async def log(self, account_id: str, task_id: str) -> list[DeliveryLog]:
         """Every delivery of a task's webhook and each of its attempts (the task must be the account's)."""
@@ -64,13 +81,17 @@ class WebhookService:
             lambda tx: webhooks.claim_due(tx, limit, lease_s, at, per_account=per_account, in_flight=in_flight)
         )
 
-    async def payload_of(self, delivery: DueDelivery) -> tuple[TaskView | None, str | None]:
-        """The task as it is now and the account's secret, to build and sign the body."""
+    async def payload_of(self, delivery: DueDelivery) -> tuple[TaskView | None, SigningSecrets]:
+        """The task as it is now and the account's secrets, to build and sign the body."""
+        at = now()
 
-        def read(r: Reader) -> tuple[TaskView | None, str | None]:
-            return r.get_task_view(delivery.task_id), webhooks.account_secret(r, delivery.account_id)
+        def read(r: Reader) -> tuple[TaskView | None, SigningSecrets | None]:
+            return r.get_task_view(delivery.task_id), webhooks.signing_secrets(r, delivery.account_id, at)
 
-        return await self._store.read(read)
+        task, secrets = await self._store.read(read)
+        if secrets is None:  # the account never asked for its secret: make it, as that route would
+            secrets = SigningSecrets(await self.secret(delivery.account_id))
+        return task, secrets
 
     async def record(self, delivery: DueDelivery, attempt: DeliveryAttempt, *, delivered: bool) -> str:
         """Log the attempt and decide what follows: delivered, another try later, or given up."""

@@ -38,6 +38,10 @@ accounts = Table(
     Column("created_at", Float, nullable=False),
     # Signs this account's webhooks (HMAC-SHA256); made on first use.
     Column("webhook_secret", String(64), nullable=True),
+    # After a rotation the old secret signs beside the new one until this time, so receivers can
+    # switch without dropping a delivery.
+    Column("webhook_secret_previous", String(64), nullable=True),
+    Column("webhook_secret_previous_until", Float, nullable=True),
     CheckConstraint("available >= 0", name="ck_accounts_available_nonnegative"),
     CheckConstraint("held >= 0", name="ck_accounts_held_nonnegative"),
 )
@@ -54,6 +58,8 @@ api_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
 )
+# Listing an account's keys (operators, the dashboard) reads by account.
+Index("ix_api_keys_account", api_keys.c.account_id)
 
 offers = Table(
     "offers",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from sqlalchemy import ColumnElement, and_, case, func, insert, literal, or_, select, update
 
-from cracker.domain.webhooks import DeliveryAttempt, DueDelivery
+from cracker.domain.webhooks import DeliveryAttempt, DueDelivery, SigningSecrets
 from cracker.store.schema import accounts, webhook_attempts, webhook_deliveries
 from cracker.store.sql import Reader, Writer
 
@@ -127,6 +127,41 @@ def list_attempts(r: Reader, task_id: str) -> list[tuple[str, str, str, float | 
 def account_secret(r: Reader, account_id: str) -> str | None:
     row = r.conn.execute(select(accounts.c.webhook_secret).where(accounts.c.id == account_id)).first()
     return row.webhook_secret if row is not None else None
+
+
+def signing_secrets(r: Reader, account_id: str, at: float) -> SigningSecrets | None:
+    """The secrets that sign a delivery at ``at``: the current one, and the previous one while its
+    overlap lasts. None when the account has no secret yet (or does not exist)."""
+    row = r.conn.execute(
+        select(accounts.c.webhook_secret, accounts.c.webhook_secret_previous, accounts.c.webhook_secret_previous_until)
+        .where(accounts.c.id == account_id)
+    ).first()
+    if row is None or row.webhook_secret is None:
+        return None
+    until = row.webhook_secret_previous_until
+    if row.webhook_secret_previous is None or until is None or until <= at:
+        return SigningSecrets(row.webhook_secret)
+    return SigningSecrets(row.webhook_secret, row.webhook_secret_previous, until)
+
+
+def rotate_secret(tx: Writer, account_id: str, secret: str, previous_until: float) -> bool:
+    """Make ``secret`` current; the one it replaces keeps signing until ``previous_until``.
+
+    An account rotated twice within an overlap keeps only the latest previous secret: receivers
+    are expected to take the newest secret, and two old ones would double what a leak exposes.
+    False for an unknown account.
+    """
+    changed = tx.conn.execute(
+        update(accounts)
+        .where(accounts.c.id == account_id)
+        .values(
+            webhook_secret_previous=accounts.c.webhook_secret,
+            # An account that never had a secret has nothing to overlap with.
+            webhook_secret_previous_until=case((accounts.c.webhook_secret.is_(None), None), else_=previous_until),
+            webhook_secret=secret,
+        )
+    ).rowcount
+    return bool(changed)
 
 
 def set_secret_if_missing(tx: Writer, account_id: str, secret: str) -> str | None:

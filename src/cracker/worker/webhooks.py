@@ -124,16 +124,14 @@ class WebhookDispatcher:
                 await self._pool.wait_any(self._poll_s)
 
     async def _deliver(self, delivery: DueDelivery) -> None:
-        task, secret = await self._service.payload_of(delivery)
+        task, secrets = await self._service.payload_of(delivery)
         if task is None:
             return
-        if secret is None:
-            secret = await self._service.secret(delivery.account_id)
         body = orjson.dumps(task_envelope(task, self._docs_base))
         attempt_no = delivery.attempts + 1
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(secret, int(time.time()), body),
+            SIGNATURE_HEADER: sign(secrets.current, int(time.time()), body, previous=secrets.previous),
             "X-Cracker-Delivery": delivery.id,
             "X-Cracker-Attempt": str(attempt_no),
         }

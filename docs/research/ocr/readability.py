@@ -6,12 +6,12 @@ character), no reader reaches 100 %, and this measures how far below it the ceil
 
 Run from the repository root (needs the ocr-train extra and the font packages):
 
-    .venv/bin/python bench/ocr_readability.py sheets OUT [--per-generator 500] [--seed 271828]
-    .venv/bin/python bench/ocr_readability.py score OUT TRANSCRIPTION [--picture PNG]
+    .venv/bin/python docs/research/ocr/readability.py sheets OUT [--per-generator 500] [--seed 271828]
+    .venv/bin/python docs/research/ocr/readability.py score OUT TRANSCRIPTION [--picture PNG]
 
 ``sheets`` draws fresh images from each training generator and reads them with the shipped model
-(second look, case-insensitive, as ``ocr_bench.py`` scores). Its default seed is not the
-benchmark's: ``bench/ocr_errors.png`` shows the benchmark set's misreadings with their labels, and
+(second look, case-insensitive, as ``bench/ocr_bench.py`` scores). Its default seed is not the
+benchmark's: ``docs/research/ocr/errors.png`` shows the benchmark set's misreadings with their labels, and
 a reader who has seen that page is no longer blind to them. It takes every image the model
 misreads and as many it reads right (the controls), shuffles them together and draws them,
 numbered and enlarged, on contact sheets in OUT without their labels, so the reader cannot tell a
@@ -31,16 +31,20 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ocr_bench import fold
-from ocr_paired import readings
 from PIL import Image, ImageDraw, ImageFont
 
 from cracker.ocr_training.generators import TRAIN_GENERATORS, samples
 from cracker.solvers.ocr.model import OcrModel
 from cracker.solvers.ocr.reader import OcrReader
+
+# The benchmark's lookalike merge, so both score alike; paired.py sits beside this script.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+from ocr_bench import fold
+from paired import readings
 
 TILE_WIDTH = 420
 TILE_IMAGE_HEIGHT = 110

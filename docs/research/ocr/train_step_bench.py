@@ -2,7 +2,7 @@
 
 Run from the repository root (needs the ocr-train extra):
 
-    .venv/bin/python bench/ocr_train_step_bench.py [--rounds 20] [--threads 1 2]   # about 2 minutes
+    .venv/bin/python docs/research/ocr/train_step_bench.py [--rounds 20] [--threads 1 2]   # about 2 minutes
 
 Times one optimiser step of the shipped network on a batch of 64 random images, without drawing
 captchas: the trainer's share of a training run. It is ``train.time_precisions``, what

@@ -1,6 +1,6 @@
 """Training curves of several runs on one picture, against images seen (not a test).
 
-    .venv/bin/python bench/ocr_compare_runs.py OUT.png NAME=RUN_FOLDER [NAME=RUN_FOLDER ...]
+    .venv/bin/python docs/research/ocr/compare_runs.py OUT.png NAME=RUN_FOLDER [NAME=RUN_FOLDER ...]
 
 Each run folder holds the ``history.csv`` that ``cracker train-ocr`` writes as it goes, so a run
 still in progress can be drawn too. Loss and running batch accuracy are drawn against images seen,

@@ -1,5 +1,6 @@
 """A throwaway PostgreSQL database and Cracker processes (API servers, workers) for the crash test
-and the end-to-end benchmark."""
+(tests/acceptance/crash_test.py) and the end-to-end benchmark (bench/e2e_bench.py, which puts this
+folder on ``sys.path`` to import it)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parent.parent
 #: The maintenance database; over the Unix socket when the server has one (cheaper round trips).
 ADMIN_URL = os.environ.get(
     "CRACKER_BENCH_POSTGRES_URL",

@@ -2,7 +2,8 @@
 
 Run from the repository root (needs the ocr-train extra for the generators):
 
-    .venv/bin/python bench/ocr_paired.py A/model.onnx B/model.onnx [--per-generator 1000] [--seed 9090] [--swaps 8]
+    .venv/bin/python docs/research/ocr/paired.py A/model.onnx B/model.onnx \
+        [--per-generator 1000] [--seed 9090] [--swaps 8]
 
 Both models read every image (case-insensitive, as the service reads by default, with the second
 look unless ``--one-look``). Besides each model's sequence accuracy it prints how many images only

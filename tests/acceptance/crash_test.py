@@ -1,7 +1,10 @@
 """Crash test: two API processes and two worker processes on PostgreSQL under steady load; kill -9
 a worker and an API process several times; then prove nothing was lost or paid twice.
 
-    .venv/bin/python bench/crash_test.py            # about 2 minutes; needs a local PostgreSQL
+    .venv/bin/python tests/acceptance/crash_test.py   # about 2 minutes; needs a local PostgreSQL
+
+CI runs it after the test suite (.ci/run). A script, not a pytest module: pyproject's ``python_files``
+leaves ``*_test.py`` uncollected.
 
 Checks, printed with their counts:
 - every task whose creation was acknowledged (201) exists and is terminal;
@@ -26,7 +29,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cluster import Cluster, create_database, drop_database
+from cluster import Cluster, create_database, drop_database
 
 from cracker.store import audit
 from cracker.store.sql import open_store

@@ -2,7 +2,7 @@
 
 Run from the repository root (needs the ocr-train extra):
 
-    .venv/bin/python bench/ocr_lookalike_scale.py [--chars Il] [--train 60000] [--test 10000] [--epochs 5]
+    .venv/bin/python docs/research/ocr/lookalike_scale.py [--chars Il] [--train 60000] [--test 10000] [--epochs 5]
 
 The captcha package draws every character on its own (``ImageCaptcha._draw_character``): a random
 one of the generator's fonts and sizes, cropped to its ink, turned, warped and stretched into the
