@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,9 +142,10 @@ class LiveServer:
         return data["account_id"], data["api_key"]
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    tmp = tmp_path_factory.mktemp("live")
+@contextmanager
+def started_server(tmp: Path, **env_overrides: str) -> Iterator[LiveServer]:
+    """``cracker serve`` as a subprocess on a free port, its own SQLite database under ``tmp``
+    unless the overrides name another, stopped (SIGTERM) on exit."""
     port = free_port()
     env = {
         **os.environ,
@@ -152,12 +153,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         "CRACKER_RATE_LIMIT_PER_S": "1000",
         "CRACKER_RATE_LIMIT_BURST": "1000",
         "CRACKER_CPU_WORKERS": "1",
+        **env_overrides,
     }
-    log = (tmp / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cracker", "serve", "--port", str(port), "--log-level", "warning"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    with (tmp / "server.log").open("wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cracker", "serve", "--port", str(port), "--log-level", "warning"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -179,4 +181,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with started_server(tmp_path_factory.mktemp("live")) as server:
+        yield server

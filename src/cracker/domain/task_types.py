@@ -27,7 +27,8 @@ from cracker.domain.pow_challenges import (
     PowSha256Task,
 )
 
-URL_PATTERN = r"^https?://[^\s/$.?#][^\s]*$"
+#: No whitespace and no control characters: a URL with them can be stored but never fetched.
+URL_PATTERN = r"^https?://[^\s\x00-\x1f\x7f/$.?#][^\s\x00-\x1f\x7f]*$"
 #: scheme://[user:pass@]host:port
 PROXY_PATTERN = r"^(https?|socks4|socks5h?)://([^:@/\s]+:[^@/\s]*@)?(\[[0-9A-Fa-f:.]+\]|[^:@/\s\[\]]+):\d{1,5}$"
 _STD_BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
