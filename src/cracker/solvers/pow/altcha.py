@@ -100,6 +100,7 @@ class AltchaSolver(PowSolver[AltchaTask]):
             stop=challenge.max_number + 1,
             chunk=sha_chunk(self._engine),
             deadline=job.deadline,
+            share=job.task_id,
         )
         if hit is None:
             raise TaskRejected("no_solution", f"no number in 0..{challenge.max_number} hashes to the ALTCHA challenge")
@@ -133,6 +134,7 @@ class AltchaSolver(PowSolver[AltchaTask]):
             stop=MAX_V2_COUNTERS,
             chunk=chunk,
             deadline=job.deadline,
+            share=job.task_id,
         )
         if hit is None:
             raise TaskRejected(

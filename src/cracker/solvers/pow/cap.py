@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import ClassVar, Final
 
 from cracker.domain.errors import TaskRejected
 from cracker.domain.pow_challenges import CAP_MAX_ATTEMPTS, CapConfig, CapTask
 from cracker.solvers.base import Solution, SolveJob
-from cracker.solvers.pow._common import PowSolver, check_deadline, compact_json, elapsed_ms, sha_chunk
+from cracker.solvers.pow._common import PowSolver, all_hits, check_deadline, compact_json, elapsed_ms, sha_chunk
 
 #: The most SHA-256 hashes one task spends over all its sub-challenges (2**32 // c each).
 MAX_ATTEMPTS: Final = CAP_MAX_ATTEMPTS
@@ -84,15 +83,15 @@ class CapSolver(PowSolver[CapTask]):
                 chunk=chunk,
                 deadline=job.deadline,
                 parallel=parallel,
+                share=job.task_id,  # c sub-challenges, one task: one share of the pool
             )
             for salt, target in sub_challenges(answer.token, config)
         ]
-        hits = await asyncio.gather(*searches)
-        solutions: list[int] = []
-        for index, hit in enumerate(hits, start=1):
-            if hit is None:
-                raise TaskRejected("no_solution", f"Cap sub-challenge {index}: no nonce below {per_sub}")
-            solutions.append(hit.nonce)
+        hits = await all_hits(
+            searches,
+            lambda index: TaskRejected("no_solution", f"Cap sub-challenge {index + 1}: no nonce below {per_sub}"),
+        )
+        solutions = [hit.nonce for hit in hits]
         return {
             "token": compact_json({"token": answer.token, "solutions": solutions}),
             "solutions": solutions,

@@ -54,6 +54,7 @@ class McaptchaSolver(PowSolver[McaptchaTask]):
             stop=MAX_ATTEMPTS + 1,
             chunk=sha_chunk(self._engine),
             deadline=job.deadline,
+            share=job.task_id,
         )
         if hit is None:
             raise TaskRejected("no_solution", f"no nonce up to {MAX_ATTEMPTS} reaches the difficulty")

@@ -36,6 +36,7 @@ class PowSha256Solver(PowSolver[PowSha256Task]):
             stop=MAX_ATTEMPTS,
             chunk=sha_chunk(self._engine),
             deadline=job.deadline,
+            share=job.task_id,
         )
         if hit is None:
             raise TaskRejected("no_solution", f"no nonce below {MAX_ATTEMPTS} gives {task.difficulty} zeros")
