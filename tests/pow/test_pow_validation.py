@@ -122,7 +122,7 @@ CAP = {"challenge": {"c": 50, "s": 32, "d": 4}, "token": "t0k", "expires": 1}
     [
         (with_(CAP, challenge={"c": 0, "s": 32, "d": 4}), ("challenge", "challenge", "format1", "c")),
         (with_(CAP, challenge={"c": 50, "s": 32, "d": 9}), ("challenge", "challenge", "format1", "d")),
-        (with_(CAP, challenge={"c": 5000, "s": 32, "d": 6}), ("challenge", "challenge", "format1")),
+        (with_(CAP, challenge={"c": 5000, "s": 32, "d": 6}), ("challenge", "challenge", "format1", "c")),
         (with_(CAP, challenge={"c": 50, "s": 32, "d": 4, "x": 1}), ("challenge", "challenge", "format1", "x")),
         (with_(CAP, token=...), ("challenge", "token")),
         (with_(CAP, token=""), ("challenge", "token")),
