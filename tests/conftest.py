@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,9 +142,10 @@ class LiveServer:
         return data["account_id"], data["api_key"]
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    tmp = tmp_path_factory.mktemp("live")
+@contextmanager
+def serve_live(tmp: Path, **settings: str) -> Iterator[LiveServer]:
+    """`cracker serve` as a subprocess on a free port, with its own SQLite database; ``settings``
+    are ``CRACKER_*`` variables on top of the test defaults."""
     port = free_port()
     env = {
         **os.environ,
@@ -152,6 +153,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         "CRACKER_RATE_LIMIT_PER_S": "1000",
         "CRACKER_RATE_LIMIT_BURST": "1000",
         "CRACKER_CPU_WORKERS": "1",
+        **settings,
     }
     log = (tmp / "server.log").open("wb")
     process = subprocess.Popen(
@@ -180,3 +182,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with serve_live(tmp_path_factory.mktemp("live")) as server:
+        yield server
