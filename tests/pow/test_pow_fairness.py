@@ -1,0 +1,94 @@
+"""One task holds one share of the pool, however many searches it runs; failures stop siblings."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+
+import pytest
+
+from cracker.domain.errors import TaskRejected
+from cracker.domain.pow_challenges import ALTCHA_V2_MAX_STEP_UNITS
+from cracker.solvers.pow import PowEngine
+from cracker.solvers.pow._common import all_hits
+
+from .test_pow_engine import FAR, quick_search_seconds
+
+
+def impossible(engine: PowEngine, share: object, chunk: int = 1 << 16, deadline_s: float = 60) -> asyncio.Task[object]:
+    return asyncio.ensure_future(
+        engine.search(
+            "decimal", ("sha256", b"x", "eq", bytes(32)), start=0, stop=FAR, chunk=chunk,
+            deadline=time.time() + deadline_s, share=share,
+        )
+    )
+
+
+async def test_thousands_of_searches_of_one_task_are_one_share(python_engine: PowEngine) -> None:
+    # 5,000 searches once took every one of 4,096 cancel flags: this task and any other sent at
+    # the same moment failed general_error.
+    targets = [hashlib.sha256(b"t%d" % (i % 7)).digest() for i in range(5000)]
+    many = asyncio.gather(*(
+        python_engine.search("decimal", ("sha256", b"t", "eq", target), start=0, stop=10, chunk=10,
+                             deadline=time.time() + 60, parallel=1, share="big task")
+        for target in targets
+    ))
+    await asyncio.sleep(0)
+    began = time.monotonic()
+    other = await python_engine.search(
+        "decimal", ("sha256", b"q", "eq", hashlib.sha256(b"q7").digest()), start=0, stop=100, chunk=100,
+        deadline=time.time() + 30, share="other task",
+    )
+    waited = time.monotonic() - began
+    hits = await many
+    assert other is not None and other.nonce == 7
+    assert [hit.nonce if hit else None for hit in hits] == [i % 7 for i in range(5000)]
+    # Round robin: the other task waited for about one chunk per worker, not for 5,000 of them.
+    assert waited < 5
+    assert python_engine.active_shares == 0
+
+
+async def test_a_flooding_share_leaves_a_turn_to_another(engine: PowEngine) -> None:
+    flood = [impossible(engine, "flood") for _ in range(6)]
+    await asyncio.sleep(0.3)
+    try:
+        assert await quick_search_seconds(engine) < 1.5
+    finally:
+        for search in flood:
+            search.cancel()
+        await asyncio.gather(*flood, return_exceptions=True)
+    assert await quick_search_seconds(engine) < 1.5
+
+
+async def test_the_first_miss_stops_the_sibling_searches(python_engine: PowEngine) -> None:
+    def miss() -> TaskRejected:
+        return TaskRejected("no_solution", "sub-challenge without a solution")
+
+    searches = [
+        python_engine.search("decimal", ("sha256", b"x", "eq", bytes(32)), start=0, stop=FAR, chunk=1 << 16,
+                             deadline=time.time() + 60, parallel=1, share="task")
+        for _ in range(2)
+    ]
+    searches.append(
+        python_engine.search("decimal", ("sha256", b"x", "eq", bytes(32)), start=0, stop=1000, chunk=1000,
+                             deadline=time.time() + 60, share="task")
+    )
+    with pytest.raises(TaskRejected, match="no_solution"):
+        await all_hits(searches, lambda index: miss())
+    # The two endless siblings were stopped with the task: the pool is free at once.
+    assert await quick_search_seconds(python_engine) < 1.5
+
+
+async def test_the_costliest_key_derivation_stops_soon_after_the_deadline(python_engine: PowEngine) -> None:
+    # PBKDF2-SHA-256 at the per-derivation limit (about 0.1 s each here), a key no counter derives.
+    spec = ("PBKDF2/SHA-256", ALTCHA_V2_MAX_STEP_UNITS, 32, None, None)
+    began = time.monotonic()
+    with pytest.raises(TaskRejected, match="solve_timeout"):
+        await python_engine.search(
+            "kdf", (spec, b"n" * 16, b"s" * 16, "ab" * 16), start=0, stop=10_000, chunk=1,
+            deadline=time.time() + 0.5, share="kdf task",
+        )
+    assert time.monotonic() - began < 2
+    # A worker finishes at most the derivation it had begun: the pool is free within one.
+    assert await quick_search_seconds(python_engine) < 1.5
