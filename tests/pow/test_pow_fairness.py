@@ -16,11 +16,11 @@ from cracker.solvers.pow._common import all_hits
 from .test_pow_engine import FAR, quick_search_seconds
 
 
-def impossible(engine: PowEngine, share: object, chunk: int = 1 << 16, deadline_s: float = 60) -> asyncio.Task[object]:
+def impossible(engine: PowEngine, task: object, account: object = None) -> asyncio.Task[object]:
     return asyncio.ensure_future(
         engine.search(
-            "decimal", ("sha256", b"x", "eq", bytes(32)), start=0, stop=FAR, chunk=chunk,
-            deadline=time.time() + deadline_s, share=share,
+            "decimal", ("sha256", b"x", "eq", bytes(32)), start=0, stop=FAR, chunk=1 << 16,
+            deadline=time.time() + 60, task=task, account=account,
         )
     )
 
@@ -31,14 +31,14 @@ async def test_thousands_of_searches_of_one_task_are_one_share(python_engine: Po
     targets = [hashlib.sha256(b"t%d" % (i % 7)).digest() for i in range(5000)]
     many = asyncio.gather(*(
         python_engine.search("decimal", ("sha256", b"t", "eq", target), start=0, stop=10, chunk=10,
-                             deadline=time.time() + 60, parallel=1, share="big task")
+                             deadline=time.time() + 60, parallel=1, task="big task")
         for target in targets
     ))
     await asyncio.sleep(0)
     began = time.monotonic()
     other = await python_engine.search(
         "decimal", ("sha256", b"q", "eq", hashlib.sha256(b"q7").digest()), start=0, stop=100, chunk=100,
-        deadline=time.time() + 30, share="other task",
+        deadline=time.time() + 30, task="other task",
     )
     waited = time.monotonic() - began
     hits = await many
@@ -46,11 +46,12 @@ async def test_thousands_of_searches_of_one_task_are_one_share(python_engine: Po
     assert [hit.nonce if hit else None for hit in hits] == [i % 7 for i in range(5000)]
     # Round robin: the other task waited for about one chunk per worker, not for 5,000 of them.
     assert waited < 5
-    assert python_engine.active_shares == 0
+    assert python_engine.active_tasks == 0
 
 
-async def test_a_flooding_share_leaves_a_turn_to_another(engine: PowEngine) -> None:
-    flood = [impossible(engine, "flood") for _ in range(6)]
+async def test_an_account_flooding_the_pool_leaves_a_turn_to_another(engine: PowEngine) -> None:
+    # Sixteen endless tasks of one account: another account's search waits for one chunk.
+    flood = [impossible(engine, f"flood {i}", "account A") for i in range(16)]
     await asyncio.sleep(0.3)
     try:
         assert await quick_search_seconds(engine) < 1.5
@@ -67,12 +68,12 @@ async def test_the_first_miss_stops_the_sibling_searches(python_engine: PowEngin
 
     searches = [
         python_engine.search("decimal", ("sha256", b"x", "eq", bytes(32)), start=0, stop=FAR, chunk=1 << 16,
-                             deadline=time.time() + 60, parallel=1, share="task")
+                             deadline=time.time() + 60, parallel=1, task="task")
         for _ in range(2)
     ]
     searches.append(
         python_engine.search("decimal", ("sha256", b"x", "eq", bytes(32)), start=0, stop=1000, chunk=1000,
-                             deadline=time.time() + 60, share="task")
+                             deadline=time.time() + 60, task="task")
     )
     with pytest.raises(TaskRejected, match="no_solution"):
         await all_hits(searches, lambda index: miss())
@@ -87,7 +88,7 @@ async def test_the_costliest_key_derivation_stops_soon_after_the_deadline(python
     with pytest.raises(TaskRejected, match="solve_timeout"):
         await python_engine.search(
             "kdf", (spec, b"n" * 16, b"s" * 16, "ab" * 16), start=0, stop=10_000, chunk=1,
-            deadline=time.time() + 0.5, share="kdf task",
+            deadline=time.time() + 0.5, task="kdf task",
         )
     assert time.monotonic() - began < 2
     # A worker finishes at most the derivation it had begun: the pool is free within one.

@@ -88,7 +88,8 @@ class AltchaSolver(PowSolver[AltchaTask]):
             stop=challenge.max_number + 1,
             chunk=sha_chunk(self._engine),
             deadline=job.deadline,
-            share=job.task_id,
+            task=job.task_id,
+            account=job.account_id,
         )
         if hit is None:
             raise TaskRejected("no_solution", f"no number in 0..{challenge.max_number} hashes to the ALTCHA challenge")
@@ -123,7 +124,8 @@ class AltchaSolver(PowSolver[AltchaTask]):
             stop=counters,
             chunk=chunk,
             deadline=job.deadline,
-            share=job.task_id,
+            task=job.task_id,
+            account=job.account_id,
         )
         if hit is None:
             raise TaskRejected(

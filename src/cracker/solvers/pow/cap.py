@@ -99,7 +99,8 @@ class CapSolver(PowSolver[CapTask]):
                 chunk=chunk,
                 deadline=job.deadline,
                 parallel=parallel,
-                share=job.task_id,  # c sub-challenges, one task: one share of the pool
+                task=job.task_id,  # c sub-challenges, one task: one share of the pool
+                account=job.account_id,
             )
             for salt, target in sub_challenges(answer.token, config)
         ]

@@ -2,10 +2,11 @@
 
 A search splits a nonce range into chunks. The engine, not the pool's own queue, decides which
 chunk runs next: it keeps exactly one chunk per worker process in flight and hands each freed
-worker to the next *share* in turn (round robin). A share is one task's searches (Cap's c
-sub-challenges are one share, not c), so one task holds at most one share of the pool however
-many searches it starts, and a task that arrives while every worker is busy waits for one chunk
-at most (a chunk is sized for about 0.05 to 0.2 s, a key derivation is bounded at creation).
+worker out in turn (round robin) at three levels: accounts, then each account's tasks, then each
+task's searches. So one task holds at most one share of the pool however many searches it starts
+(Cap's c sub-challenges are one task, not c), an account with many tasks holds one account's
+share, and a task of another account waits for about one chunk per worker, not for the flood
+(a chunk is sized for about 0.05 to 0.2 s; a key derivation is bounded at creation).
 
 The first chunk that answers ends its search: its queued chunks are dropped and its running ones
 see the search's cancel flag (one byte of shared memory) within a few milliseconds, or after the
@@ -52,6 +53,18 @@ def _usable_cores() -> int:
 
 
 @dataclass(eq=False, slots=True)
+class _Turns:
+    """A level of the round robin (the engine's accounts, an account's tasks, a task's searches):
+    the members with work ready, in turn. Members leave lazily: one found idle is dropped."""
+
+    ready: deque[Any] = field(default_factory=deque)
+    #: Searches running under it (the engine forgets it at 0).
+    searches: int = 0
+    #: Whether it sits in its parent's ready queue.
+    queued: bool = False
+
+
+@dataclass(eq=False, slots=True)
 class _Search:
     """One nonce range being scanned: its next chunk, its chunks in flight, its outcome."""
 
@@ -61,12 +74,13 @@ class _Search:
     stop: int
     chunk: int
     width: int
-    share: _Share
+    account: _Turns
+    task: _Turns
     outcome: asyncio.Future[Hit | None]
     inflight: set[cf.Future[kernels.Hit | None]] = field(default_factory=set)
     #: The cancel-flag byte its chunks in flight poll; held only while it has chunks in flight.
     slot: int | None = None
-    #: Whether it sits in its share's ready queue.
+    #: Whether it sits in its task's ready queue.
     queued: bool = False
 
     @property
@@ -77,16 +91,6 @@ class _Search:
     def ready(self) -> bool:
         """Whether it may take another chunk now."""
         return not self.finished and self.next_start < self.stop and len(self.inflight) < self.width
-
-
-@dataclass(eq=False, slots=True)
-class _Share:
-    """One task's searches; the engine serves shares in turn, and a share's searches in turn."""
-
-    ready: deque[_Search] = field(default_factory=deque)
-    searches: int = 0
-    #: Whether it sits in the engine's turn queue.
-    queued: bool = False
 
 
 class PowEngine:
@@ -105,8 +109,9 @@ class PowEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flags: Any = None
         self._free_slots: list[int] = []
-        self._shares: dict[object, _Share] = {}
-        self._turns: deque[_Share] = deque()
+        self._accounts: dict[object, _Turns] = {}
+        self._tasks: dict[tuple[object, object], _Turns] = {}
+        self._turns = _Turns()  # the accounts with work ready
         self._searches: set[_Search] = set()
         self._busy = 0  # chunks submitted and not yet done: at most one per worker
         self._start_lock = asyncio.Lock()
@@ -125,9 +130,9 @@ class PowEngine:
         return self._executor is not None
 
     @property
-    def active_shares(self) -> int:
-        """Shares (tasks) with a search running now."""
-        return len(self._shares)
+    def active_tasks(self) -> int:
+        """Tasks with a search running now."""
+        return len(self._tasks)
 
     async def start(self) -> None:
         """Start the worker processes (idempotent); returns once every worker answered."""
@@ -183,7 +188,8 @@ class PowEngine:
         chunk: int,
         deadline: float,
         parallel: int | None = None,
-        share: object | None = None,
+        task: object | None = None,
+        account: object | None = None,
     ) -> Hit | None:
         """Scan ``[start, stop)`` with ``kernel`` across the pool; the first hit wins.
 
@@ -192,8 +198,8 @@ class PowEngine:
         Among chunks that answer together the smallest nonce wins. ``parallel`` caps the chunks
         of this search in flight (default: one per worker); 1 suits many small searches run at
         once (Cap's sub-challenges): each then finds its smallest nonce and wastes nothing.
-        ``share``: searches with the same key (a task id) share one turn of the pool between
-        them; without one, the search is a share of its own.
+        ``task`` and ``account``: the keys the pool is shared by (a task's searches share its
+        turns, an account's tasks share the account's); left out, the search is one of its own.
         """
         if kernel not in kernels.KERNELS:
             raise ValueError(f"unknown kernel {kernel!r}")
@@ -207,12 +213,13 @@ class PowEngine:
         width = max(1, min(parallel or self._workers, self._workers))
         # A range smaller than width chunks is split evenly, so that every core takes a part.
         chunk = max(1, min(chunk, -(-(stop - start) // width)))
-        key = share if share is not None else object()
-        group = self._shares.get(key)
-        if group is None:
-            group = self._shares[key] = _Share()
-        search = _Search(kernel, args, start, stop, chunk, width, group, loop.create_future())
-        group.searches += 1
+        account_key = account if account is not None else object()
+        task_key = (account_key, task if task is not None else object())
+        account_turns = self._accounts.setdefault(account_key, _Turns())
+        task_turns = self._tasks.setdefault(task_key, _Turns())
+        search = _Search(kernel, args, start, stop, chunk, width, account_turns, task_turns, loop.create_future())
+        account_turns.searches += 1
+        task_turns.searches += 1
         self._searches.add(search)
         self._make_ready(search)
         self._pump()
@@ -226,9 +233,12 @@ class PowEngine:
             return search.outcome.result()
         finally:
             self._end(search)
-            group.searches -= 1
-            if group.searches == 0 and self._shares.get(key) is group:
-                del self._shares[key]
+            task_turns.searches -= 1
+            if task_turns.searches == 0 and self._tasks.get(task_key) is task_turns:
+                del self._tasks[task_key]
+            account_turns.searches -= 1
+            if account_turns.searches == 0 and self._accounts.get(account_key) is account_turns:
+                del self._accounts[account_key]
             self._pump()
 
     # ------------------------------------------------------------------ scheduling (event loop)
@@ -237,28 +247,50 @@ class PowEngine:
         if search.queued or not search.ready:
             return
         search.queued = True
-        search.share.ready.append(search)
-        if not search.share.queued:
-            search.share.queued = True
-            self._turns.append(search.share)
+        search.task.ready.append(search)
+        # A member in its parent's queue implies its parent is in the engine's: climb till one is.
+        if not search.task.queued:
+            search.task.queued = True
+            search.account.ready.append(search.task)
+        if not search.account.queued:
+            search.account.queued = True
+            self._turns.ready.append(search.account)
 
     def _pump(self) -> None:
-        """Hand free workers to shares in turn, one chunk per turn."""
+        """Hand free workers out in turn, one chunk per turn."""
         executor = self._executor
-        while executor is not None and self._busy < self._workers and self._turns:
-            group = self._turns.popleft()
-            search = _next_ready(group)
+        while executor is not None and self._busy < self._workers:
+            search = self._take()
             if search is None:
-                group.queued = False
-                continue
+                return
             self._submit(executor, search)
+            # Each level goes to the back of its queue, if it has more to run: the round robin.
             if search.ready:
                 search.queued = True
-                group.ready.append(search)  # its next chunk waits for the share's next turn
-            if group.ready:
-                self._turns.append(group)
-            else:
-                group.queued = False
+                search.task.ready.append(search)
+            if search.task.ready:
+                search.task.queued = True
+                search.account.ready.append(search.task)
+            if search.account.ready:
+                search.account.queued = True
+                self._turns.ready.append(search.account)
+
+    def _take(self) -> _Search | None:
+        """The next search in turn, taken out of its queues with its task and account (``_pump``
+        puts each back at the end of its queue when it has more to run); idle ones drop out."""
+        accounts = self._turns.ready
+        while accounts:
+            account: _Turns = accounts.popleft()
+            account.queued = False
+            while account.ready:
+                task: _Turns = account.ready.popleft()
+                task.queued = False
+                while task.ready:
+                    search: _Search = task.ready.popleft()
+                    search.queued = False
+                    if search.ready:
+                        return search  # its task and account are out of their queues: _pump puts them back
+        return None
 
     def _submit(self, executor: cf.ProcessPoolExecutor, search: _Search) -> None:
         if search.slot is None:
@@ -354,22 +386,12 @@ class PowEngine:
                 self._flags[search.slot] = 1
             search.inflight.clear()
             search.slot = None
-        self._turns.clear()
-        for group in self._shares.values():
-            group.ready.clear()
-            group.queued = False
+        self._turns = _Turns()
+        for turns in (*self._accounts.values(), *self._tasks.values()):
+            turns.ready.clear()
+            turns.queued = False
         self._busy = 0
         self._free_slots = list(range(self._workers - 1, -1, -1))
-
-
-def _next_ready(group: _Share) -> _Search | None:
-    """The share's next search that may take a chunk; finished or saturated ones leave the queue."""
-    while group.ready:
-        search = group.ready.popleft()
-        search.queued = False
-        if search.ready:
-            return search
-    return None
 
 
 def _settle(search: _Search, *, hit: Hit | None = None, error: BaseException | None = None) -> None:

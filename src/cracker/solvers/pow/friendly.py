@@ -66,7 +66,8 @@ class FriendlyCaptchaSolver(PowSolver[FriendlyCaptchaTask]):
                     chunk=_CHUNK,
                     deadline=job.deadline,
                     parallel=parallel,
-                    share=job.task_id,
+                    task=job.task_id,
+            account=job.account_id,
                 )
                 for block in solver_blocks(buffer, count)
             ],
