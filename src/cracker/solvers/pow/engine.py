@@ -6,7 +6,10 @@ worker out in turn (round robin) at three levels: accounts, then each account's 
 task's searches. So one task holds at most one share of the pool however many searches it starts
 (Cap's c sub-challenges are one task, not c), an account with many tasks holds one account's
 share, and a task of another account waits for about one chunk per worker, not for the flood
-(a chunk is sized for about 0.05 to 0.2 s; a key derivation is bounded at creation).
+(a chunk is sized for about 0.05 to 0.2 s; a key derivation is bounded at creation). The pool
+has one process more than ``workers``, the spare: while every worker is busy, an account with no
+chunk in flight runs its chunk there at once instead of waiting for one to end (the cores are then
+time-shared, one process more than cores, as long as that lasts).
 
 The first chunk that answers ends its search: its queued chunks are dropped and its running ones
 see the search's cancel flag (one byte of shared memory) within a few milliseconds, or after the
@@ -60,6 +63,8 @@ class _Turns:
     ready: deque[Any] = field(default_factory=deque)
     #: Searches running under it (the engine forgets it at 0).
     searches: int = 0
+    #: Its chunks in flight (accounts only).
+    running: int = 0
     #: Whether it sits in its parent's ready queue.
     queued: bool = False
 
@@ -103,6 +108,7 @@ class PowEngine:
         if count < 1:
             raise ValueError("workers must be at least 1")
         self._workers = count
+        self._processes = count + 1  # the spare, for an account that has nothing running
         self._native_request = native
         self._native_active = False
         self._executor: cf.ProcessPoolExecutor | None = None
@@ -143,20 +149,20 @@ class PowEngine:
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
             if ctx.get_start_method() == "forkserver":
                 ctx.set_forkserver_preload([kernels.__name__])
-            # One flag per chunk in flight, and there is one chunk per worker at most.
-            flags = ctx.RawArray("b", self._workers)
+            # One flag per chunk in flight, and there is one chunk per process at most.
+            flags = ctx.RawArray("b", self._processes)
             executor = cf.ProcessPoolExecutor(
-                max_workers=self._workers,
+                max_workers=self._processes,
                 mp_context=ctx,
                 initializer=kernels.init_worker,
                 initargs=(flags, self._native_request),
             )
             # One call per worker makes the pool start them all now, not on the first task.
-            calls = [asyncio.wrap_future(executor.submit(kernels.worker_info)) for _ in range(self._workers)]
+            calls = [asyncio.wrap_future(executor.submit(kernels.worker_info)) for _ in range(self._processes)]
             infos = await asyncio.gather(*calls)
             self._native_active = all(info["native"] for info in infos)
             self._flags = flags
-            self._free_slots = list(range(self._workers - 1, -1, -1))
+            self._free_slots = list(range(self._processes - 1, -1, -1))
             self._busy = 0
             self._loop = asyncio.get_running_loop()
             self._executor = executor
@@ -257,10 +263,10 @@ class PowEngine:
             self._turns.ready.append(search.account)
 
     def _pump(self) -> None:
-        """Hand free workers out in turn, one chunk per turn."""
+        """Hand free workers out in turn, one chunk per turn; the spare to an idle account."""
         executor = self._executor
-        while executor is not None and self._busy < self._workers:
-            search = self._take()
+        while executor is not None and self._busy < self._processes:
+            search = self._take(idle_accounts_only=self._busy >= self._workers)
             if search is None:
                 return
             self._submit(executor, search)
@@ -275,21 +281,20 @@ class PowEngine:
                 search.account.queued = True
                 self._turns.ready.append(search.account)
 
-    def _take(self) -> _Search | None:
+    def _take(self, *, idle_accounts_only: bool = False) -> _Search | None:
         """The next search in turn, taken out of its queues with its task and account (``_pump``
-        puts each back at the end of its queue when it has more to run); idle ones drop out."""
+        puts each back at the end of its queue when it has more to run); idle ones drop out.
+        ``idle_accounts_only``: only the spare is free, for the first account with nothing running."""
         accounts = self._turns.ready
-        while accounts:
-            account: _Turns = accounts.popleft()
+        candidates = [a for a in accounts if a.running == 0] if idle_accounts_only else None
+        while accounts if candidates is None else candidates:
+            account: _Turns = accounts.popleft() if candidates is None else candidates.pop(0)
+            if candidates is not None:
+                accounts.remove(account)
             account.queued = False
-            while account.ready:
-                task: _Turns = account.ready.popleft()
-                task.queued = False
-                while task.ready:
-                    search: _Search = task.ready.popleft()
-                    search.queued = False
-                    if search.ready:
-                        return search  # its task and account are out of their queues: _pump puts them back
+            search = _take_from(account)
+            if search is not None:
+                return search
         return None
 
     def _submit(self, executor: cf.ProcessPoolExecutor, search: _Search) -> None:
@@ -309,6 +314,7 @@ class PowEngine:
             self._release_slot(search)
             return
         self._busy += 1
+        search.account.running += 1
         search.inflight.add(future)
         loop = self._loop
         assert loop is not None
@@ -325,6 +331,7 @@ class PowEngine:
             return  # counted already (the engine was reset meanwhile)
         search.inflight.discard(chunk)
         self._busy -= 1
+        search.account.running -= 1
         if not chunk.cancelled():
             error = chunk.exception()
             if isinstance(error, BrokenProcessPool):
@@ -390,8 +397,22 @@ class PowEngine:
         for turns in (*self._accounts.values(), *self._tasks.values()):
             turns.ready.clear()
             turns.queued = False
+            turns.running = 0
         self._busy = 0
-        self._free_slots = list(range(self._workers - 1, -1, -1))
+        self._free_slots = list(range(self._processes - 1, -1, -1))
+
+
+def _take_from(account: _Turns) -> _Search | None:
+    """The account's next task in turn with a search ready, and that search; idle ones drop out."""
+    while account.ready:
+        task: _Turns = account.ready.popleft()
+        task.queued = False
+        while task.ready:
+            search: _Search = task.ready.popleft()
+            search.queued = False
+            if search.ready:
+                return search
+    return None
 
 
 def _settle(search: _Search, *, hit: Hit | None = None, error: BaseException | None = None) -> None:
