@@ -129,7 +129,11 @@ async def run_task(http: httpx.AsyncClient, task_type: str, body: dict[str, Any]
         task = (await http.get(f"/v2/tasks/{task_id}", params={"wait": 10})).json()
         if task["status"] in ("completed", "rejected"):
             outcome = "completed" if task["status"] == "completed" else task["error"]["code"]
-            return time.perf_counter() - began, outcome
+            seconds = time.perf_counter() - began
+            if seconds > 1:
+                log(f"    slow {task_type}: created {task['created_at']}, started {task['started_at']}, "
+                    f"ended {task['completed_at']}")
+            return seconds, outcome
 
 
 @contextlib.asynccontextmanager
