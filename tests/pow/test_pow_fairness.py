@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import signal
 import time
 
 import pytest
@@ -93,3 +95,27 @@ async def test_the_costliest_key_derivation_stops_soon_after_the_deadline(python
     assert time.monotonic() - began < 2
     # A worker finishes at most the derivation it had begun: the pool is free within one.
     assert await quick_search_seconds(python_engine) < 1.5
+
+
+async def test_a_dead_worker_fails_the_searches_in_flight_and_the_next_search_gets_a_fresh_pool() -> None:
+    async with PowEngine(workers=1, native=False) as engine:
+        running = impossible(engine, "victim")
+        await asyncio.sleep(0.3)
+        # Kill every worker process of the pool (the spare included), as the OOM killer would.
+        executor = engine._executor
+        assert executor is not None
+        for process in list(executor._processes.values()):
+            os.kill(process.pid, signal.SIGKILL)
+        with pytest.raises(TaskRejected, match="general_error"):
+            await running
+        assert await quick_search_seconds(engine) < 10  # a fresh pool started for it
+
+
+async def test_closing_the_engine_fails_its_running_searches() -> None:
+    engine = PowEngine(workers=1, native=False)
+    await engine.start()
+    running = impossible(engine, "cut short")
+    await asyncio.sleep(0.2)
+    await engine.close()
+    with pytest.raises(TaskRejected, match="general_error"):
+        await running
