@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 from typing import Any
@@ -65,9 +66,11 @@ async def test_friendly_captcha_via_the_api(api: Api) -> None:
 
 
 async def test_pow_sha256_answer_is_independently_valid(api: Api) -> None:
-    done = await solve(api, "pow-sha256", {"data": secrets.token_hex(8), "difficulty": 4})
+    data = secrets.token_hex(8)
+    done = await solve(api, "pow-sha256", {"data": data, "difficulty": 4})
     body = json.loads(done["solution"]["token"])
-    assert body["hash"].startswith("0000")
+    digest = hashlib.sha256(f"{data}{body['nonce']}".encode()).hexdigest()  # recomputed, not trusted
+    assert digest == body["hash"] and digest.startswith("0000")
 
 
 async def test_altcha_code_challenge_is_rejected_unsupported(api: Api) -> None:
