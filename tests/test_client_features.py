@@ -134,17 +134,30 @@ async def test_cancel_a_pending_task_releases_the_hold(api_factory) -> None:  # 
 
 
 async def test_cancel_stops_a_running_solve(api: Api) -> None:
+    """Cancelling a task that is being solved ends its search in the engine at once (not when the
+    search would have found its answer, some seconds later) and frees the pool for the next task."""
+    engine = api.runtime.pow_engine
     async with await api.client_for("1.00") as client:
+        # 7 zeros: about 2**28 hashes, seconds of work; no chance of finishing before the cancel.
         created = (await client.post("/v2/tasks/pow-sha256", json={"data": "slow", "difficulty": 7})).json()
-        for _ in range(100):
+        for _ in range(250):
             if (await client.get(f"/v2/tasks/{created['task_id']}")).json()["status"] == "running":
                 break
             await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the task never started running: this test would prove nothing")
+        assert engine.active_tasks >= 1  # its search is in the engine
         cancelled = (await client.delete(f"/v2/tasks/{created['task_id']}")).json()
+        for _ in range(100):  # the search ends within a chunk, not at its answer
+            if engine.active_tasks == 0:
+                break
+            await asyncio.sleep(0.02)
+        stopped = engine.active_tasks
         # The pool is free again: a small proof of work completes at once.
         quick = (await client.post("/v2/tasks/pow-sha256", json={"data": "quick", "difficulty": 2})).json()
         done = await wait_terminal(client, quick["task_id"], timeout=5)
-    assert cancelled["error"]["code"] == "cancelled"
+    assert cancelled["status"] == "rejected" and cancelled["error"]["code"] == "cancelled"
+    assert stopped == 0, "the cancelled task's search kept running"
     assert done["status"] == "completed"
 
 

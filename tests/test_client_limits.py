@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .conftest import LiveServer, start_live_server
+from .conftest import LiveServer, started_server
 from .test_api_errors import assert_envelope
 
 BOGUS_KEY = "ck_" + "B" * 43
@@ -18,7 +18,7 @@ BOGUS_KEY = "ck_" + "B" * 43
 
 @pytest.fixture(scope="module")
 def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with start_live_server(
+    with started_server(
         tmp_path_factory.mktemp("limits"), CRACKER_ADDRESS_RATE_LIMIT_PER_S="0.2",
         CRACKER_ADDRESS_RATE_LIMIT_BURST="5", CRACKER_MAX_LONG_POLLS_PER_ACCOUNT="2",
         CRACKER_MAX_API_KEYS_PER_ACCOUNT="2",

@@ -90,15 +90,20 @@ def test_openapi_is_valid_and_describes_every_route(live_server: LiveServer) -> 
                                              "recaptcha-v3", "cf-clearance", "vercel")),
     }
     assert expected <= {(m, p) for p, item in paths.items() for m in item}
-    envelope_ref = "#/components/schemas/ErrorEnvelope"
     for path, item in paths.items():
+        # Legacy v1 errors have v1's own shape ({"message"} plus the v2 error), documented as such.
+        envelope_ref = "#/components/schemas/" + ("V1Error" if path.startswith("/api/v1/") else "ErrorEnvelope")
         for method, operation in item.items():
             errors = {s: r for s, r in operation["responses"].items() if s[0] in "45"}
             assert errors, (method, path)
             for response in errors.values():
                 assert response["content"]["application/json"]["schema"]["$ref"] == envelope_ref
+            # Operation ids are ours, not FastAPI's generated ones (create_api_v1_task_recaptcha_v3_get).
+            assert not operation["operationId"].endswith(("_get", "_post", "_delete")), operation["operationId"]
+            if "requestBody" in operation:  # a body that is not JSON, or too large
+                assert {"400", "413"} <= set(errors), (method, path)
             if method == "post":
-                assert "requestBody" in operation
+                assert "requestBody" in operation, (method, path)
     create = paths["/v2/tasks/turnstile"]["post"]
     assert {"201", "401", "402", "422", "429"} <= set(create["responses"])
     assert create["security"]
@@ -149,7 +154,11 @@ def test_bad_input_gets_a_4xx_envelope_and_leaves_nothing(live_server: LiveServe
     assert healthy == 200
 
 
-@pytest.mark.parametrize("callback_url", ["http://[::1", "http://example.com:99999/x", "http://:80/x"])
+@pytest.mark.parametrize("callback_url", [
+    "http://[::1", "http://example.com:99999/x", "http://:80/x",
+    # Control characters: stored, such a URL failed every delivery attempt for a day.
+    "http://example\x1e.com/hook", "http://example.com/\x07hook", "http://example.com/hook\x7f",
+])
 def test_unparseable_callback_urls_are_refused(live_server: LiveServer, bad_input_key: str, callback_url: str) -> None:
     response = httpx.post(f"{live_server.base_url}/v2/tasks/turnstile", headers={"x-solvium-auth": bad_input_key},
                           json={**TURNSTILE, "callback_url": callback_url})

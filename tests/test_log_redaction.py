@@ -7,14 +7,14 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import TURNSTILE_PASS, start_live_server
+from .conftest import TURNSTILE_PASS, started_server
 
 PROXY_PASSWORD = "Pr0xyPassw0rd"
 HOOK_PASSWORD = "H00kPassw0rd"
 
 
 def test_secrets_never_reach_the_server_log(tmp_path: Path) -> None:
-    with start_live_server(tmp_path, log_level="info", CRACKER_WEBHOOK_POLL_S="0.05") as server:
+    with started_server(tmp_path, log_level="info", CRACKER_WEBHOOK_POLL_S="0.05") as server:
         _, key = server.new_account()
         bogus_key = "ck_" + "Z" * 43
         with httpx.Client(base_url=server.base_url) as client:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import TURNSTILE_PASS, LiveServer, start_live_server
+from .conftest import TURNSTILE_PASS, LiveServer, started_server
 from .receivers import receiver
 
 TURNSTILE = {"url": "https://example.com", "site_key": TURNSTILE_PASS}
@@ -21,7 +21,7 @@ TURNSTILE = {"url": "https://example.com", "site_key": TURNSTILE_PASS}
 @pytest.fixture(scope="module")
 def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """Callbacks may reach this machine's receivers (any port); short deadlines and small slots."""
-    with start_live_server(
+    with started_server(
         tmp_path_factory.mktemp("webhooks"), CRACKER_WEBHOOK_ALLOW_PRIVATE="true",
         CRACKER_WEBHOOK_ALLOW_ANY_PORT="true", CRACKER_WEBHOOK_POLL_S="0.05", CRACKER_WEBHOOK_TIMEOUT_S="3",
         CRACKER_WEBHOOK_CONCURRENCY="8", CRACKER_WEBHOOK_ACCOUNT_CONCURRENCY="2",
@@ -91,7 +91,7 @@ def test_the_delivery_log_does_not_tell_a_private_address_from_a_failed_connecti
     host = socket.gethostname()
     if not any(str(info[4][0]).startswith("127.") for info in socket.getaddrinfo(host, 80)):
         pytest.skip("this machine's hostname does not resolve to loopback")
-    with start_live_server(tmp_path, CRACKER_WEBHOOK_POLL_S="0.05") as server:
+    with started_server(tmp_path, CRACKER_WEBHOOK_POLL_S="0.05") as server:
         _, key = server.new_account()
         private = _create(server, key, f"http://{host}/hook").json()["task_id"]
         unresolvable = _create(server, key, "http://no-such-host.invalid/hook").json()["task_id"]

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     in_process_workers: bool = True
     #: Tasks the in-process worker solves at once.
     worker_concurrency: int = Field(default=8, ge=1)
+    #: image-to-text tasks a built-in worker solves at once, in slots of their own that proof of
+    #: work cannot take (see ``cracker.worker.lanes``).
+    ocr_worker_concurrency: int = Field(default=8, ge=1)
     #: Processes for CPU-heavy solving; 0 means one per core.
     cpu_workers: int = Field(default=0, ge=0)
     #: Read doubtful OCR readings again in four more views that vote: about 1 point of accuracy on

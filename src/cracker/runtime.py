@@ -23,6 +23,7 @@ from cracker.solvers.pow import PowEngine
 from cracker.solvers.registry import SolverRegistry
 from cracker.store.migrate import migrate
 from cracker.store.sql import Store, open_store
+from cracker.worker.lanes import lane_workers
 from cracker.worker.runtime import Reaper, WorkerRuntime
 from cracker.worker.webhooks import WebhookDispatcher
 
@@ -88,9 +89,12 @@ class Runtime:
         if settings.in_process_workers:
             await pow_engine.start()
             await ocr.start()
-            worker = WorkerRuntime(tasks, solvers, worker_service, concurrency=settings.worker_concurrency)
-            await worker.start()
-            runtime.workers.append(worker)
+            for worker in lane_workers(
+                tasks, solvers, worker_service, concurrency=settings.worker_concurrency,
+                ocr_concurrency=settings.ocr_worker_concurrency,
+            ):
+                await worker.start()
+                runtime.workers.append(worker)
         # Deadlines hold whoever solves: a task nobody takes is still rejected on time.
         runtime.reaper = Reaper(
             tasks, settings.reaper_interval_s, worker_service, retention_s=settings.task_retention_s

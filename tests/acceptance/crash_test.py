@@ -10,7 +10,10 @@ Checks, printed with their counts:
 - every task whose creation was acknowledged (201) exists and is terminal;
 - none was solved twice and no hold was captured twice (the ledger holds one hold and exactly one
   capture or release per terminal task, never both, never two);
-- the sum of the ledger equals the sum of the accounts' balances, per account.
+- the sum of the ledger equals the sum of the accounts' balances, per account;
+- and that the run tested something: at least a third of the offered load was acknowledged, at least
+  half of the acknowledged tasks completed, and at least one task was leased again after its worker
+  was killed (without these, a run with no traffic or no kill in flight would pass every check).
 Exit status 0 when every check passes.
 """
 
@@ -51,9 +54,13 @@ class Load:
         self.acked: list[str] = []
         self.errors: Counter[str] = Counter()
         self.stop = asyncio.Event()
+        #: How long the load ran, for the share of the offered load that was acknowledged.
+        self.seconds = 0.0
 
     async def run(self, clients: int) -> None:
+        started = time.monotonic()
         await asyncio.gather(*(self._client(i) for i in range(clients)))
+        self.seconds = time.monotonic() - started
 
     async def _client(self, index: int) -> None:
         rng = random.Random(index)
@@ -125,7 +132,9 @@ async def drive(cluster: Cluster, ports: list[int], keys: list[str], args: argpa
     return load
 
 
-async def settle_and_audit(database_url: str, acked: list[str], timeout: float) -> tuple[bool, list[str]]:
+async def settle_and_audit(
+    database_url: str, acked: list[str], timeout: float, min_acked: int
+) -> tuple[bool, list[str]]:
     store = open_store(database_url)
     lines: list[str] = []
     try:
@@ -140,7 +149,15 @@ async def settle_and_audit(database_url: str, acked: list[str], timeout: float) 
     finally:
         await store.close()
     ledger_ok = totals == balances
+    completed = report.tasks_by_status.get("completed", 0)
+    # Each is 0 when met: the load and the kills exercised what the other checks judge.
+    coverage = {
+        f"acknowledged creations short of {min_acked}": max(0, min_acked - len(acked)),
+        f"completed tasks short of half the acknowledged ({len(acked) // 2})": max(0, len(acked) // 2 - completed),
+        "tasks leased again after a kill short of 1": max(0, 1 - report.leased_again),
+    }
     checks = {
+        **coverage,
         "acknowledged tasks missing": len(missing),
         "acknowledged tasks not terminal": len(not_done),
         "tasks with no hold or several": report.bad_holds,
@@ -162,6 +179,7 @@ async def settle_and_audit(database_url: str, acked: list[str], timeout: float) 
     lines.append(f"ledger sum (available, held): {sum_ledger}; balances sum: {sum_balances}")
     ok = ledger_ok and all(v == 0 for v in checks.values())
     lines.extend(f"{'ok  ' if v == 0 else 'FAIL'} {name}: {v}" for name, v in checks.items())
+    lines.append(f"{'ok' if ok else 'FAIL'}   (all {len(checks)} checks)")
     return ok, lines
 
 
@@ -188,7 +206,9 @@ def main() -> int:
               f"{args.kills} kill -9 of each kind every {args.every:.0f} s", flush=True)
         load = asyncio.run(drive(cluster, ports, keys, args))
         print(f"load stopped: {len(load.acked)} acknowledged, refused or cut: {dict(load.errors)}", flush=True)
-        ok, lines = asyncio.run(settle_and_audit(url, load.acked, timeout=60))
+        offered = args.rate * load.seconds
+        ok, lines = asyncio.run(settle_and_audit(url, load.acked, timeout=60, min_acked=int(offered / 3)))
+        lines.insert(0, f"offered about {offered:.0f} creations in {load.seconds:.0f} s")
     finally:
         cluster.stop()
         if not args.keep:

@@ -37,3 +37,12 @@ async def solver() -> AsyncIterator[OcrSolver]:
     await solver.start()
     yield solver
     await solver.close()
+
+
+def text_image(text: str) -> Image.Image:
+    """Plain black text on white: an image any reader must get right."""
+    from PIL import ImageDraw, ImageFont
+
+    image = Image.new("RGB", (160, 50), "white")
+    ImageDraw.Draw(image).text((12, 6), text, fill="black", font=ImageFont.load_default(size=32))
+    return image

@@ -117,8 +117,9 @@ def test_a_short_training_run_writes_a_model_the_solver_loads(tmp_path: Path, pr
     assert (out / "history.png").read_bytes().startswith(b"\x89PNG")
     model = OcrModel(out / "model.onnx")
     assert (model.info.width, model.info.height, model.info.alphabet) == (96, HEIGHT, ALPHABET)
-    reading = OcrReader(model).read([samples(["pillow"], 1, seed=1)[0].image])[0]
-    assert reading is None or set(reading.text) <= set(ALPHABET)
+    # The service's reader runs it: one class per character and the CTC blank, per grid column.
+    assert model.run(np.zeros((1, 3, HEIGHT, 96), np.float32)).shape == (1, 96 // 4, len(ALPHABET) + 1)
+    assert len(OcrReader(model).read([samples(["pillow"], 1, seed=1)[0].image])) == 1
     # The checkpoint exports to the same function as the ONNX file training wrote.
     export_checkpoint(out / "checkpoint.pt", tmp_path / "exported", 96)
     batch = np.random.default_rng(1).normal(size=(2, 3, HEIGHT, 96)).astype(np.float32)
@@ -139,8 +140,8 @@ def test_training_at_finer_detail_writes_a_model_that_reads_the_finer_input(tmp_
     model = OcrModel(again / "model.onnx")
     assert (model.info.height, model.info.width) == (2 * HEIGHT, 2 * 96)
     assert json.loads((again / "model.json").read_text())["height"] == 2 * HEIGHT
-    reading = OcrReader(model).read([samples(["captcha"], 1, seed=1)[0].image])[0]
-    assert reading is None or set(reading.text) <= set(ALPHABET)
+    assert model.run(np.zeros((1, 3, 2 * HEIGHT, 2 * 96), np.float32)).shape == (1, 96 // 4, len(ALPHABET) + 1)
+    assert len(OcrReader(model).read([samples(["captcha"], 1, seed=1)[0].image])) == 1
     export_checkpoint(again / "checkpoint.pt", tmp_path / "exported", 96)
     batch = np.random.default_rng(1).normal(size=(2, 3, 2 * HEIGHT, 2 * 96)).astype(np.float32)
     np.testing.assert_allclose(OcrModel(tmp_path / "exported" / "model.onnx").run(batch), model.run(batch), atol=1e-5)

@@ -122,7 +122,7 @@ CAP = {"challenge": {"c": 50, "s": 32, "d": 4}, "token": "t0k", "expires": 1}
     [
         (with_(CAP, challenge={"c": 0, "s": 32, "d": 4}), ("challenge", "challenge", "format1", "c")),
         (with_(CAP, challenge={"c": 50, "s": 32, "d": 9}), ("challenge", "challenge", "format1", "d")),
-        (with_(CAP, challenge={"c": 5000, "s": 32, "d": 6}), ("challenge", "challenge", "format1")),
+        (with_(CAP, challenge={"c": 5000, "s": 32, "d": 6}), ("challenge", "challenge", "format1", "c")),
         (with_(CAP, challenge={"c": 50, "s": 32, "d": 4, "x": 1}), ("challenge", "challenge", "format1", "x")),
         (with_(CAP, token=...), ("challenge", "token")),
         (with_(CAP, token=""), ("challenge", "token")),
@@ -173,3 +173,53 @@ def test_friendly(puzzle: str) -> None:
 
 def test_friendly_accepts_a_well_formed_puzzle() -> None:
     assert FriendlyCaptchaTask.model_validate({"puzzle": PUZZLE}).puzzle == PUZZLE
+
+
+def v2_parameters(**changes: Any) -> dict[str, Any]:
+    return {"parameters": with_(V2["parameters"], **changes), "signature": "x"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "accepted"),
+    [
+        ({"keyPrefix": "000"}, True),  # random mode: 4,096 expected, below 1/16 of 1,000,000 counters
+        ({"keyPrefix": "0000"}, False),  # 65,536 expected: above 62,500
+        ({"keyPrefix": "0" * 7}, False),  # too long for chance, too short for a server's key
+        ({"keyPrefix": "ab" * 4}, True),  # deterministic: the server's own key, 4 bytes
+        ({"keyPrefix": "ab" * 16}, True),  # altcha-lib's default: half of a 32-byte key
+        ({"keyPrefix": "ab" * 17}, False),  # more than half the key: only chance could match it
+        ({"algorithm": "PBKDF2/SHA-256", "cost": 250_000}, True),  # the per-derivation limit
+        ({"algorithm": "PBKDF2/SHA-256", "cost": 250_001}, False),
+        ({"algorithm": "PBKDF2/SHA-512", "cost": 83_334}, False),  # 3 units an iteration
+        ({"algorithm": "SCRYPT", "cost": 16384, "memoryCost": 8}, True),
+        ({"algorithm": "SCRYPT", "cost": 32768, "memoryCost": 8}, False),
+        ({"algorithm": "ARGON2ID", "cost": 1, "memoryCost": 65536, "salt": "ab" * 8}, True),
+        ({"algorithm": "ARGON2ID", "cost": 2, "salt": "ab" * 8}, False),  # default 64 MiB, twice
+    ],
+)
+def test_altcha_v2_work_limits(changes: dict[str, Any], accepted: bool) -> None:
+    data = {"challenge": v2_parameters(**changes)}
+    if accepted:
+        AltchaTask.model_validate(data)
+    else:
+        with pytest.raises(ValidationError) as caught:
+            AltchaTask.model_validate(data)
+        assert {error["type"] for error in caught.value.errors()} == {"work_limit_exceeded"}
+
+
+def test_altcha_v2_counters_shrink_with_the_cost_of_a_derivation() -> None:
+    from cracker.domain.pow_challenges import AltchaV2Parameters
+
+    cheap = AltchaV2Parameters.model_validate(with_(V2["parameters"], cost=10))
+    typical = AltchaV2Parameters.model_validate(with_(V2["parameters"], cost=5000))
+    costly = AltchaV2Parameters.model_validate(with_(V2["parameters"], cost=250_000))
+    assert (cheap.counters, typical.counters, costly.counters) == (1_000_000, 214_748, 4_294)
+    # A random-mode "00" still expects 256 derivations, below 1/16 of the 4,294 counters.
+    assert costly.keyPrefix == "00"
+
+
+def test_cap_salts_derived_by_the_server_are_bounded() -> None:
+    assert ("challenge", "challenge", "format1", "c") in locations(
+        CapTask, {"challenge": {"challenge": {"c": 10_000, "s": 1024, "d": 1}, "token": "t"}}
+    )
+    CapTask.model_validate({"challenge": {"challenge": {"c": 10_000, "s": 100, "d": 1}, "token": "t"}})

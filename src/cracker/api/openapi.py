@@ -7,7 +7,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from cracker.domain.catalogue import CATALOGUE
+from cracker.api.envelope import LEGACY_V1_PREFIX
+from cracker.api.schemas import V1Error
+from cracker.domain.catalogue import CATALOGUE, spec_for
+
+#: Every route that reads a JSON body can answer these, whatever its own list says.
+_BODY_ERRORS = ("invalid_request", "payload_too_large")
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -31,9 +36,17 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     if task_error is not None:
         task_error["properties"]["code"]["enum"] = [c for c, s in CATALOGUE.items() if s.kind == "task"]
     envelope = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
-    for path_item in doc.get("paths", {}).values():
+    legacy_error = V1Error.model_json_schema(ref_template="#/components/schemas/{model}")
+    legacy_error.pop("$defs", None)  # ErrorBody and its parts are components already
+    schemas["V1Error"] = legacy_error
+    legacy = {"application/json": {"schema": {"$ref": "#/components/schemas/V1Error"}}}
+    for path, path_item in doc.get("paths", {}).items():
         for operation in path_item.values():
             responses = operation.get("responses", {})
+            if "requestBody" in operation:
+                for code in _BODY_ERRORS:
+                    status = str(spec_for(code).http_status)
+                    responses.setdefault(status, {"description": f"Error envelope; code: {code}"})
             # FastAPI adds its own 422 "HTTPValidationError" to routes with parameters; ours is the envelope.
             if "422" in responses and "ErrorEnvelope" not in str(responses["422"]):
                 responses["422"] = {
@@ -42,7 +55,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             # Errors are JSON even where the success is HTML or Prometheus text.
             for status, response in responses.items():
                 if status[0] in "45":
-                    response["content"] = envelope
+                    response["content"] = legacy if path.startswith(LEGACY_V1_PREFIX) else envelope
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     return doc

@@ -29,6 +29,14 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
+class V1Error(BaseModel):
+    """A legacy v1 error: ``message`` is what v1 clients read; a missing or bad key is exactly
+    ``{"message": "Unauthorized"}``, every other error also carries the v2 ``error`` object."""
+
+    message: str = Field(examples=["Unauthorized"])
+    error: ErrorBody | None = None
+
+
 class TaskError(BaseModel):
     code: str = Field(examples=["solve_timeout"])
     message: str

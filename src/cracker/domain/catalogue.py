@@ -107,8 +107,11 @@ _SPECS: tuple[ErrorSpec, ...] = (
           "Retry; if persistent, switch proxy.", retryable=True),
     _task("Solve", "hcaptcha_timeout", "hCaptcha timed out.", "Site key distrusts your IP; rotate.",
           retryable=True),
+    # Expired work is not charged: a task may expire behind other tasks or under the server's
+    # load, which its sender cannot control. What bounds a flood of tasks that expire on purpose
+    # is the work limit of each type (refused at creation) and each task's share of the solvers.
     _task("Solve", "solve_timeout", "The task was not solved before its deadline.",
-          "Retry; use a faster proxy where one is used.", retryable=True),
+          "Retry; use a faster proxy where one is used. Not charged, whatever work was spent.", retryable=True),
     _task("Solve", "upstream_timeout", "Upstream timed out.", "Transient. Retry once.", retryable=True),
     _task("Solve", "upstream_error", "Upstream error.",
           "The target site changed its challenge flow. Refresh the token."),

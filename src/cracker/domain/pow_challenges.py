@@ -9,7 +9,11 @@ the answer must echo them unchanged. What is well-formed but not pure proof of w
 challenge, instrumentation, Cap format 2) passes here; the solver rejects it with a task error.
 
 The limits below bound the work a task may cost; the solver modules state them as their
-``MAX_ATTEMPTS``. A challenge whose expected work exceeds a limit is refused here.
+``MAX_ATTEMPTS`` and the offers as each type's ``work_limit``. A challenge is refused here, with
+a ``work_limit_exceeded`` detail on the field at fault, when its expected work (computed from
+its parameters: 16**d per Cap sub-challenge, 16**len(keyPrefix) ALTCHA v2 derivations...) is
+above 1/16 of its hard cap, or when one step (an ALTCHA v2 key derivation, which cannot be
+interrupted) costs more than a deadline or a cancel may be late.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ from pydantic import (
     SerializationInfo,
     SerializerFunctionWrapHandler,
     Tag,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from cracker.domain.json_bounds import check_json_bounds
 
@@ -45,12 +51,21 @@ POW_SHA256_MAX_ATTEMPTS: Final = 2**32
 ALTCHA_V1_MAX_NUMBER: Final = 10**9
 #: ALTCHA v1 default range when the challenge leaves ``maxnumber`` out.
 ALTCHA_V1_DEFAULT_MAX_NUMBER: Final = 1_000_000
-#: ALTCHA v2: the most counters (key derivations) one task tries.
+#: ALTCHA v2 work is counted in key-derivation units: one unit is about one PBKDF2-HMAC-SHA-256
+#: iteration (0.4 us of one core on the reference machine, see ``altcha_v2_step_units``).
+#: One derivation cannot be interrupted, so its cost bounds how late a running solve may stop
+#: after its deadline or a cancel, and how long another task may wait for a worker:
+#: 250,000 units is about 0.1 s of one core.
+ALTCHA_V2_MAX_STEP_UNITS: Final = 250_000
+#: The most units one task spends over all its counters (about 430 s of one core): with the
+#: typical PBKDF2/SHA-256 cost 5,000 that is 214,748 counters, 20x the usual 5,000 to 10,000.
+ALTCHA_V2_MAX_WORK_UNITS: Final = 2**30
+#: ALTCHA v2: the most counters (key derivations) one task tries, however cheap each is.
 ALTCHA_V2_MAX_COUNTERS: Final = 1_000_000
-#: ALTCHA v2: bounds of the KDF cost parameter per algorithm family.
-ALTCHA_V2_MAX_SHA_COST: Final = 1_000_000
-ALTCHA_V2_MAX_PBKDF2_COST: Final = 10_000_000
-ALTCHA_V2_MAX_ARGON2_COST: Final = 64
+#: A keyPrefix of at least this many hex digits (and at most half the key, as altcha-lib's
+#: deterministic mode issues them) is matched by chance within the counter range with odds
+#: below 1 in 4,000: it is the key of the server's own secret counter, which bounds the work.
+ALTCHA_V2_DETERMINISTIC_PREFIX: Final = 8
 #: ALTCHA v2: memory one scrypt / Argon2id derivation may use (each worker runs one at a time).
 ALTCHA_V2_MAX_KDF_MEMORY: Final = 256 * 1024 * 1024
 ALTCHA_V2_MAX_PARALLELISM: Final = 16
@@ -71,6 +86,9 @@ CAP_MAX_ATTEMPTS: Final = 2**32
 CAP_MAX_COUNT: Final = 10_000
 CAP_MAX_SALT_CHARS: Final = 1024
 CAP_MAX_DIFFICULTY: Final = 8
+#: Cap: the most salt and target characters the server derives for one task (c * (s + d)); the
+#: defaults (c = 50, s = 32, d = 4) derive 1,800.
+CAP_MAX_DERIVED_CHARS: Final = 1 << 20
 #: mCaptcha: the most SHA-256 hashes one task spends (nonces 1 .. 2**32).
 MCAPTCHA_MAX_ATTEMPTS: Final = 2**32
 #: Friendly Captcha v1: the most BLAKE2b hashes one task spends over all its solutions.
@@ -79,7 +97,7 @@ FRIENDLY_BUFFER_MIN: Final = 16
 FRIENDLY_BUFFER_MAX: Final = 120  # bytes 120..127 of the hashed block hold the solution
 # A challenge is refused when its expected work is above this share of the hard cap: the
 # chance that an honest challenge then runs out of attempts is below e**-16.
-_EXPECTED_WORK_SHARE: Final = 16
+EXPECTED_WORK_SHARE: Final = 16
 
 _MAX_TEXT: Final = 4096
 _DIGEST_HEX_CHARS: Final = {"SHA-1": 40, "SHA-256": 64, "SHA-384": 96, "SHA-512": 128}
@@ -93,6 +111,39 @@ def altcha_v2_kdf_memory(algorithm: str, cost: int, memory_cost: int | None, par
     if algorithm == "ARGON2ID":
         return 1024 * (memory_cost or ALTCHA_V2_ARGON2_DEFAULT_MEMORY_KIB)
     return 0
+
+
+def altcha_v2_step_units(algorithm: str, cost: int, memory_cost: int | None, parallelism: int | None) -> int:
+    """Key-derivation units one ALTCHA v2 derivation costs (see ``ALTCHA_V2_MAX_STEP_UNITS``).
+
+    Factors measured with hashlib and argon2-cffi on one core (units of 0.4 us): a SHA-256 chain
+    hash 2 (the loop runs in Python), SHA-384/512 3; a PBKDF2-SHA-256 iteration 1, SHA-384/512 3;
+    scrypt 1 per N * r * p (0.46 us); Argon2id 3 per KiB of memory per pass (1 to 1.5 us).
+    """
+    if algorithm in ALTCHA_V2_SHA_CHAINS:
+        return cost * (2 if algorithm == "SHA-256" else 3)
+    if algorithm in ALTCHA_V2_PBKDF2_DIGESTS:
+        return cost * (1 if algorithm == "PBKDF2/SHA-256" else 3)
+    if algorithm == "SCRYPT":
+        return cost * (memory_cost or ALTCHA_V2_SCRYPT_DEFAULT_R) * (parallelism or ALTCHA_V2_DEFAULT_PARALLELISM)
+    return 3 * cost * (memory_cost or ALTCHA_V2_ARGON2_DEFAULT_MEMORY_KIB)
+
+
+def altcha_v2_counters(step_units: int) -> int:
+    """Counters one task tries: the total work budget over the cost of one derivation."""
+    return max(1, min(ALTCHA_V2_MAX_COUNTERS, ALTCHA_V2_MAX_WORK_UNITS // max(1, step_units)))
+
+
+def _refuse(model: str, field: str, value: Any, message: str) -> ValidationError:
+    """A ``work_limit_exceeded`` error on one field, from a check that needs the whole model."""
+    return ValidationError.from_exception_data(
+        model,
+        [InitErrorDetails(type=PydanticCustomError("work_limit_exceeded", message), loc=(field,), input=value)],
+    )
+
+
+def _too_much_work(message: str) -> PydanticCustomError:
+    return PydanticCustomError("work_limit_exceeded", message)
 
 
 # Patterns rather than validators: the OpenAPI schema shows them, and a mismatch reports the
@@ -195,15 +246,8 @@ class AltchaV2Parameters(_VendorModel):
     @field_validator("cost")
     @classmethod
     def _cost_bounds(cls, cost: int, info: ValidationInfo) -> int:
-        algorithm = info.data.get("algorithm")
-        if algorithm in ALTCHA_V2_SHA_CHAINS and cost > ALTCHA_V2_MAX_SHA_COST:
-            raise ValueError(f"above {ALTCHA_V2_MAX_SHA_COST} for {algorithm}")
-        if algorithm in ALTCHA_V2_PBKDF2_DIGESTS and cost > ALTCHA_V2_MAX_PBKDF2_COST:
-            raise ValueError(f"above {ALTCHA_V2_MAX_PBKDF2_COST} for {algorithm}")
-        if algorithm == "SCRYPT" and (cost < 2 or cost & (cost - 1)):
+        if info.data.get("algorithm") == "SCRYPT" and (cost < 2 or cost & (cost - 1)):
             raise ValueError("SCRYPT cost (N) must be a power of two, at least 2")
-        if algorithm == "ARGON2ID" and cost > ALTCHA_V2_MAX_ARGON2_COST:
-            raise ValueError(f"above {ALTCHA_V2_MAX_ARGON2_COST} for ARGON2ID")
         return cost
 
     @field_validator("salt")
@@ -253,6 +297,39 @@ class AltchaV2Parameters(_VendorModel):
             raise ValueError(f"one key derivation would need more than {ALTCHA_V2_MAX_KDF_MEMORY >> 20} MiB")
         return self
 
+    @model_validator(mode="after")
+    def _bounded_work(self) -> AltchaV2Parameters:
+        step = self.step_units
+        if step > ALTCHA_V2_MAX_STEP_UNITS:
+            raise _refuse(
+                "AltchaV2Parameters", "cost", self.cost,
+                f"one {self.algorithm} key derivation with these cost / memoryCost / parallelism values is "
+                f"{step:,} work units, above the limit of {ALTCHA_V2_MAX_STEP_UNITS:,} (about 0.1 s of one core)",
+            )
+        prefix = len(self.keyPrefix)
+        if ALTCHA_V2_DETERMINISTIC_PREFIX <= prefix <= self.keyLength:
+            return self  # the server's secret counter: its search is bounded by self.counters
+        expected = 16**prefix
+        if expected > self.counters // EXPECTED_WORK_SHARE:
+            raise _refuse(
+                "AltchaV2Parameters", "keyPrefix", self.keyPrefix,
+                f"a keyPrefix of {prefix} hex digits needs 16**{prefix} key derivations on average, above "
+                f"{self.counters // EXPECTED_WORK_SHARE:,} (1/{EXPECTED_WORK_SHARE} of the {self.counters:,} "
+                f"counters this server tries at this cost); the server's own key (deterministic mode) may use "
+                f"{ALTCHA_V2_DETERMINISTIC_PREFIX} to {self.keyLength} hex digits (at most half the key)",
+            )
+        return self
+
+    @property
+    def step_units(self) -> int:
+        """Work units of one key derivation."""
+        return altcha_v2_step_units(self.algorithm, self.cost, self.memoryCost, self.parallelism)
+
+    @property
+    def counters(self) -> int:
+        """Counters the solver tries before it answers ``no_solution``."""
+        return altcha_v2_counters(self.step_units)
+
 
 class AltchaV2Challenge(_VendorModel):
     """ALTCHA v2 (widget 3.x): derive keys for counters 0, 1, ... until one starts with keyPrefix."""
@@ -295,8 +372,20 @@ class CapConfig(_StrictModel):
 
     @model_validator(mode="after")
     def _bounded(self) -> CapConfig:
-        if self.c * 16**self.d > CAP_MAX_ATTEMPTS // _EXPECTED_WORK_SHARE:
-            raise ValueError(f"c * 16**d above {CAP_MAX_ATTEMPTS // _EXPECTED_WORK_SHARE} expected hashes")
+        if self.c * 16**self.d > CAP_MAX_ATTEMPTS // EXPECTED_WORK_SHARE:
+            raise _refuse(
+                "CapConfig", "c", self.c,
+                f"c * 16**d = {self.c * 16**self.d:,} expected hashes, above "
+                f"{CAP_MAX_ATTEMPTS // EXPECTED_WORK_SHARE:,} (1/{EXPECTED_WORK_SHARE} of the "
+                f"{CAP_MAX_ATTEMPTS:,} hashes this server spends on a task)",
+            )
+        if self.c * (self.s + self.d) > CAP_MAX_DERIVED_CHARS:
+            # The salts and targets are derived before any hashing, by the server itself.
+            raise _refuse(
+                "CapConfig", "c", self.c,
+                f"c * (s + d) = {self.c * (self.s + self.d):,} characters of salts and targets, "
+                f"above {CAP_MAX_DERIVED_CHARS:,}",
+            )
         return self
 
 
@@ -335,7 +424,7 @@ class McaptchaConfig(_VendorModel):
 
     string: Annotated[str, Field(min_length=1, max_length=_MAX_TEXT)]
     salt: Annotated[str, Field(min_length=1, max_length=_MAX_TEXT)]
-    difficulty_factor: Annotated[int, Field(ge=1, le=MCAPTCHA_MAX_ATTEMPTS // _EXPECTED_WORK_SHARE)]
+    difficulty_factor: Annotated[int, Field(ge=1, le=MCAPTCHA_MAX_ATTEMPTS // EXPECTED_WORK_SHARE)]
     max_recorded_nonce: Annotated[int, Field(ge=0)] | None = None
 
 
@@ -368,8 +457,12 @@ def _friendly_puzzle(value: str) -> str:
     if count == 0:
         raise ValueError("the puzzle asks for 0 solutions")
     expected = count * 2**32 // max(friendly_threshold(difficulty), 1)
-    if expected > FRIENDLY_MAX_ATTEMPTS // _EXPECTED_WORK_SHARE:
-        raise ValueError(f"difficulty {difficulty} x {count} solutions is above the work this server spends")
+    if expected > FRIENDLY_MAX_ATTEMPTS // EXPECTED_WORK_SHARE:
+        raise _too_much_work(
+            f"difficulty {difficulty} x {count} solutions is {expected:,} expected hashes, above "
+            f"{FRIENDLY_MAX_ATTEMPTS // EXPECTED_WORK_SHARE:,} (1/{EXPECTED_WORK_SHARE} of the "
+            f"{FRIENDLY_MAX_ATTEMPTS:,} hashes this server spends on a task)"
+        )
     return value
 
 

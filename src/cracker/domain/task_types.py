@@ -16,7 +16,10 @@ from cracker.domain.images import image_problem
 from cracker.domain.pow_challenges import (
     ALTCHA_V1_MAX_NUMBER,
     ALTCHA_V2_MAX_COUNTERS,
+    ALTCHA_V2_MAX_STEP_UNITS,
+    ALTCHA_V2_MAX_WORK_UNITS,
     CAP_MAX_ATTEMPTS,
+    EXPECTED_WORK_SHARE,
     FRIENDLY_MAX_ATTEMPTS,
     MCAPTCHA_MAX_ATTEMPTS,
     POW_SHA256_MAX_ATTEMPTS,
@@ -27,7 +30,8 @@ from cracker.domain.pow_challenges import (
     PowSha256Task,
 )
 
-URL_PATTERN = r"^https?://[^\s/$.?#][^\s]*$"
+#: No whitespace and no control characters: a URL with them can be stored but never fetched.
+URL_PATTERN = r"^https?://[^\s\x00-\x1f\x7f/$.?#][^\s\x00-\x1f\x7f]*$"
 #: scheme://[user:pass@]host:port
 PROXY_PATTERN = r"^(https?|socks4|socks5h?)://([^:@/\s]+:[^@/\s]*@)?(\[[0-9A-Fa-f:.]+\]|[^:@/\s\[\]]+):\d{1,5}$"
 _STD_BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
@@ -151,8 +155,9 @@ class TaskType:
     #: Who solves it: "built-in" (our own solver), "sandbox" (test keys only), "pool" (attached workers).
     solved_by: str
     aliases: tuple[str, ...] = ()
-    #: The most work a proof-of-work solver spends before it rejects the task (``no_solution``);
-    #: the task's deadline bounds it too.
+    #: The most work a proof-of-work solver spends before it rejects the task (``no_solution``),
+    #: and the expected work / per-step cost above which a challenge is refused at creation
+    #: (``validation_failed``); the task's deadline bounds the work too.
     work_limit: str | None = None
 
 
@@ -161,16 +166,23 @@ TASK_TYPES: dict[str, TaskType] = {
     for t in (
         TaskType("image-to-text", ImageToTextTask, "Read the text of a distorted-text image", "built-in"),
         TaskType("altcha", AltchaTask, "ALTCHA proof of work (v1 and v2 challenges)", "built-in",
-                 work_limit=f"v1: maxnumber + 1 hashes (maxnumber <= {ALTCHA_V1_MAX_NUMBER:,}); "
-                 f"v2: {ALTCHA_V2_MAX_COUNTERS:,} counters"),
+                 work_limit=f"v1: maxnumber + 1 hashes (maxnumber <= {ALTCHA_V1_MAX_NUMBER:,}); v2: one key "
+                 f"derivation <= {ALTCHA_V2_MAX_STEP_UNITS:,} work units (1 unit ~ one PBKDF2-SHA-256 "
+                 f"iteration), {ALTCHA_V2_MAX_WORK_UNITS:,} units and {ALTCHA_V2_MAX_COUNTERS:,} counters in "
+                 f"all; a random keyPrefix expects 16**len derivations, at most 1/{EXPECTED_WORK_SHARE} of "
+                 "the counters tried"),
         TaskType("cap", CapTask, "Cap (cap.js) proof of work", "built-in",
-                 work_limit=f"{CAP_MAX_ATTEMPTS:,} hashes over all sub-challenges"),
+                 work_limit=f"{CAP_MAX_ATTEMPTS:,} hashes over all sub-challenges; c * 16**d expected "
+                 f"hashes <= 1/{EXPECTED_WORK_SHARE} of that"),
         TaskType("mcaptcha", McaptchaTask, "mCaptcha proof of work", "built-in",
-                 work_limit=f"{MCAPTCHA_MAX_ATTEMPTS:,} nonces"),
+                 work_limit=f"{MCAPTCHA_MAX_ATTEMPTS:,} nonces; difficulty_factor (the expected nonces) <= "
+                 f"1/{EXPECTED_WORK_SHARE} of that"),
         TaskType("friendly-captcha", FriendlyCaptchaTask, "Friendly Captcha v1 puzzle", "built-in",
-                 work_limit=f"{FRIENDLY_MAX_ATTEMPTS:,} hashes over all solutions"),
+                 work_limit=f"{FRIENDLY_MAX_ATTEMPTS:,} hashes over all solutions; expected hashes <= "
+                 f"1/{EXPECTED_WORK_SHARE} of that"),
         TaskType("pow-sha256", PowSha256Task, "SHA-256 leading-zero proof of work", "built-in",
-                 work_limit=f"{POW_SHA256_MAX_ATTEMPTS:,} nonces"),
+                 work_limit=f"{POW_SHA256_MAX_ATTEMPTS:,} nonces; 16**difficulty expected <= "
+                 f"1/{EXPECTED_WORK_SHARE} of that"),
         TaskType("turnstile", TurnstileTask, "Cloudflare Turnstile token", "sandbox"),
         TaskType("hcaptcha", HcaptchaTask, "hCaptcha token", "sandbox", aliases=("noname",)),
         TaskType("recaptcha-v2", RecaptchaTask, "reCAPTCHA v2 token", "sandbox"),

@@ -20,6 +20,8 @@ class SolveJob:
     params: Mapping[str, Any]
     #: Wall-clock deadline (``time.time()`` seconds); past it the task is rejected ``solve_timeout``.
     deadline: float
+    #: The account that sent it: shared solvers (the proof-of-work pool) take turns by account.
+    account_id: str | None = None
 
 
 @runtime_checkable

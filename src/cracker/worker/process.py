@@ -24,7 +24,8 @@ from cracker.solvers.builtin import builtin_solvers
 from cracker.solvers.ocr import InferenceBatcher, OcrSolver
 from cracker.solvers.pow import PowEngine
 from cracker.store.sql import open_store
-from cracker.worker.runtime import Reaper, WorkerRuntime
+from cracker.worker.lanes import lane_workers
+from cracker.worker.runtime import Reaper
 
 log = logging.getLogger("cracker.worker")
 
@@ -46,21 +47,27 @@ async def run_worker(settings: Settings, *, types: frozenset[str] | None, concur
     service = WorkerService(
         store, tasks, capacity, completions, lease_s=settings.lease_s, max_attempts=settings.max_attempts
     )
-    worker = WorkerRuntime(tasks, solvers, service, concurrency=concurrency, name=name, types=types)
+    lanes = lane_workers(
+        tasks, solvers, service, concurrency=concurrency, ocr_concurrency=settings.ocr_worker_concurrency,
+        name=name, types=types,
+    )
     reaper = Reaper(tasks, settings.reaper_interval_s, service)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await worker.start()
+        for worker in lanes:
+            await worker.start()
+            log.info("worker %s serving %s with concurrency %d", worker.owner, ", ".join(worker.types),
+                     worker.concurrency)
         reaper.start()
-        log.info("worker %s serving %s with concurrency %d", worker.owner, ", ".join(worker.types), concurrency)
         await stop.wait()
-        log.info("worker %s stopping", worker.owner)
+        log.info("worker %s stopping", ", ".join(worker.owner for worker in lanes))
     finally:
         await reaper.stop()
-        await worker.stop()
+        for worker in lanes:
+            await worker.stop()
         await completions.stop()
         await notifier.close()
         await ocr.close()

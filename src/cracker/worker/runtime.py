@@ -155,7 +155,10 @@ class WorkerRuntime:
         try:
             if solver is None:
                 raise TaskRejected("general_error", f"No solver in this worker accepts this {task.type} task")
-            job = SolveJob(task_id=task.id, type=task.type, params=task.params, deadline=task.deadline_at)
+            job = SolveJob(
+                task_id=task.id, type=task.type, params=task.params, deadline=task.deadline_at,
+                account_id=task.account_id,
+            )
             remaining = task.deadline_at - time.time()
             if remaining <= 0:
                 raise TaskRejected("solve_timeout")

@@ -17,12 +17,17 @@ from cracker.api.deps import authenticate
 from cracker.api.envelope import JSONBytes
 from cracker.api.errors import field_errors
 from cracker.api.params import parse_task_id
+from cracker.api.responses import AUTH, COMMON, errors
 from cracker.domain.accounts import Scope
 from cracker.domain.errors import ValidationFailed
 from cracker.domain.task_types import TASK_TYPES
 from cracker.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["legacy v1"])
+
+#: What a v1 create can answer besides its 200 (the bodies are v1's: /openapi.json says how).
+_CREATE_ERRORS = errors(*AUTH, *COMMON, "validation_failed", "offer_not_found", "insufficient_balance",
+                        "no_solver_available")
 
 Text = Annotated[str | None, Query(max_length=4096)]
 # v2 field -> the v1 parameter a client sent, to name the right field in validation errors.
@@ -77,13 +82,15 @@ def _enterprise(value: str | None) -> bool | None:
     return True if (value or "").lower() in ("true", "1", "yes") else None
 
 
-@router.get("/task/turnstile", response_model=V1Created, summary="v1: create a Turnstile task")
+@router.get("/task/turnstile", response_model=V1Created, summary="v1: create a Turnstile task",
+             responses=_CREATE_ERRORS, operation_id="v1_create_turnstile_task")
 async def turnstile(request: Request, url: Text = None, sitekey: Text = None, action: Text = None,
                     cdata: Text = None) -> Response:
     return await _create(request, "turnstile", _present(url=url, site_key=sitekey, action=action, cdata=cdata))
 
 
-@router.get("/task/noname", response_model=V1Created, summary="v1: create an hCaptcha task")
+@router.get("/task/noname", response_model=V1Created, summary="v1: create an hCaptcha task",
+             responses=_CREATE_ERRORS, operation_id="v1_create_noname_task")
 async def noname(request: Request, url: Text = None, sitekey: Text = None) -> Response:
     return await _create(request, "hcaptcha", _present(url=url, site_key=sitekey))
 
@@ -98,13 +105,16 @@ def _recaptcha(version: str) -> Any:
     return create
 
 
-router.add_api_route("/task/recaptcha-v3", _recaptcha("v3"), methods=["GET"], response_model=V1Created,
-                     summary="v1: create a reCAPTCHA v3 task")
-router.add_api_route("/task/recaptcha-v2", _recaptcha("v2"), methods=["GET"], response_model=V1Created,
-                     summary="v1: create a reCAPTCHA v2 task")
+for _version in ("v3", "v2"):
+    router.add_api_route(
+        f"/task/recaptcha-{_version}", _recaptcha(_version), methods=["GET"], response_model=V1Created,
+        summary=f"v1: create a reCAPTCHA {_version} task", responses=_CREATE_ERRORS,
+        operation_id=f"v1_create_recaptcha_{_version}_task",
+    )
 
 
-@router.get("/task/", response_model=V1Created, summary="v1: create a reCAPTCHA v3 Enterprise task")
+@router.get("/task/", response_model=V1Created, summary="v1: create a reCAPTCHA v3 Enterprise task",
+             responses=_CREATE_ERRORS, operation_id="v1_create_recaptcha_v3_enterprise_task")
 async def recaptcha_v3_enterprise(request: Request, url: Text = None, sitekey: Text = None, action: Text = None,
                                   enterprise: Text = None, proxy: Text = None) -> Response:
     return await _create(request, "recaptcha-v3", _present(
@@ -112,20 +122,23 @@ async def recaptcha_v3_enterprise(request: Request, url: Text = None, sitekey: T
     ))
 
 
-@router.get("/task/vercel", response_model=V1Created, summary="v1: create a Vercel task")
+@router.get("/task/vercel", response_model=V1Created, summary="v1: create a Vercel task",
+             responses=_CREATE_ERRORS, operation_id="v1_create_vercel_task")
 @router.get("/task/vercel/", include_in_schema=False)
 async def vercel(request: Request, challengeToken: Text = None) -> Response:
     return await _create(request, "vercel", _present(challenge_token=challengeToken))
 
 
-@router.post("/task/cf-clearance", response_model=V1Created, summary="v1: create a cf-clearance task")
+@router.post("/task/cf-clearance", response_model=V1Created, summary="v1: create a cf-clearance task",
+             responses=_CREATE_ERRORS, operation_id="v1_create_cf_clearance_task")
 async def cf_clearance(request: Request, body: CfClearanceV1) -> Response:
     return await _create(request, "cf-clearance", _present(
         url=body.url, challenge_body_b64=body.body, proxy=body.proxy
     ))
 
 
-@router.get("/task/status/{task_id}", response_model=V1Status, summary="v1: poll a task")
+@router.get("/task/status/{task_id}", response_model=V1Status, summary="v1: poll a task",
+            responses=errors(*AUTH, *COMMON, "validation_failed", "not_found"), operation_id="v1_get_task_status")
 async def status(request: Request, task_id: str) -> Response:
     key = await authenticate(request, Scope.CLIENT)
     runtime: Runtime = request.app.state.runtime

@@ -55,10 +55,16 @@ async def _create(
     return JSONBytes(task_envelope(request, created.task), status_code=201, headers=headers)
 
 
+def _schema_name(task_type: TaskType) -> str:
+    """``recaptcha-v3`` -> ``RecaptchaV3``: named after the type, since types may share a model
+    (two schemas of one name break generated clients)."""
+    return "".join(part.capitalize() for part in task_type.name.split("-"))
+
+
 def _request_model(task_type: TaskType) -> type[BaseModel]:
     """The type's fields plus what every create accepts: an optional callback URL."""
     model: type[BaseModel] = create_model(
-        f"{task_type.model.__name__}Request",
+        f"{_schema_name(task_type)}TaskRequest",
         __base__=task_type.model,
         callback_url=(
             CallbackUrl | None,
@@ -102,7 +108,7 @@ for _type in TASK_TYPES.values():
 def _typed_variant(task_type: TaskType) -> type[BaseModel]:
     tags: Any = Literal[(task_type.name, *task_type.aliases)]
     variant: type[BaseModel] = create_model(
-        f"{task_type.model.__name__}WithType",
+        f"{_schema_name(task_type)}TaskWithType",
         __base__=_request_model(task_type),
         type=(tags, Field(description="The task type")),
     )

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Final, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from cracker.domain.errors import TaskRejected
 from cracker.solvers.base import Solution, SolveJob
-from cracker.solvers.pow.engine import PowEngine
+from cracker.solvers.pow.engine import Hit, PowEngine
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -69,3 +70,26 @@ class PowSolver(Generic[ModelT]):
 def check_deadline(job: SolveJob) -> None:
     if time.time() >= job.deadline:
         raise TaskRejected("solve_timeout", "the task deadline passed before solving started")
+
+
+async def all_hits(searches: Sequence[Awaitable[Hit | None]], missing: Callable[[int], TaskRejected]) -> list[Hit]:
+    """Every search's hit, in order; the first miss or error stops the others at once.
+
+    A task of several searches (Cap's sub-challenges, Friendly Captcha's solutions) has failed as
+    soon as one of them has: the rest must not keep the pool busy. ``missing(i)`` is the error of
+    search ``i`` (from 0) exhausting its range.
+    """
+
+    async def one(index: int, search: Awaitable[Hit | None]) -> Hit:
+        hit = await search
+        if hit is None:
+            raise missing(index)
+        return hit
+
+    tasks: list[asyncio.Task[Hit]] = []
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(index, search)) for index, search in enumerate(searches)]
+    except* TaskRejected as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]

@@ -11,34 +11,22 @@ from cracker.domain.errors import TaskRejected
 from cracker.domain.pow_challenges import (
     ALTCHA_V1_MAX_NUMBER,
     ALTCHA_V2_MAX_COUNTERS,
-    ALTCHA_V2_PBKDF2_DIGESTS,
-    ALTCHA_V2_SHA_CHAINS,
     AltchaTask,
     AltchaV1Challenge,
     AltchaV2Challenge,
-    AltchaV2Parameters,
 )
 from cracker.solvers.base import Solution, SolveJob
 from cracker.solvers.pow._common import PowSolver, check_deadline, compact_json, elapsed_ms, sha_chunk
 
 #: v1: the most hashes one task spends (numbers 0 .. maxnumber, maxnumber at most 10**9).
 MAX_ATTEMPTS: Final = ALTCHA_V1_MAX_NUMBER + 1
-#: v2: the most key derivations one task spends (counters 0 .. 999,999).
+#: v2: the most key derivations one task spends (counters 0 .. 999,999; fewer for costly ones,
+#: see ``AltchaV2Parameters.counters``).
 MAX_V2_COUNTERS: Final = ALTCHA_V2_MAX_COUNTERS
 
 _HASH_NAMES: Final = {"SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
-# Rough seconds per unit of cost on one core, only to size a chunk at about 50 ms of work.
-_KDF_CHUNK_SECONDS: Final = 0.05
-
-
-def _seconds_per_derivation(params: AltchaV2Parameters) -> float:
-    if params.algorithm in ALTCHA_V2_SHA_CHAINS:
-        return params.cost * 0.5e-6
-    if params.algorithm in ALTCHA_V2_PBKDF2_DIGESTS:
-        return params.cost * 1e-6
-    if params.algorithm == "SCRYPT":
-        return params.cost * (params.memoryCost or 8) * 0.4e-6
-    return params.cost * (params.memoryCost or 65536) * 1e-6  # Argon2id: ~1 GB/s of memory filled
+# A chunk of counters is sized for about 50 ms of one core (at least one derivation).
+_KDF_CHUNK_UNITS: Final = 125_000
 
 
 def _v1_expires(salt: str) -> float | None:
@@ -100,6 +88,8 @@ class AltchaSolver(PowSolver[AltchaTask]):
             stop=challenge.max_number + 1,
             chunk=sha_chunk(self._engine),
             deadline=job.deadline,
+            task=job.task_id,
+            account=job.account_id,
         )
         if hit is None:
             raise TaskRejected("no_solution", f"no number in 0..{challenge.max_number} hashes to the ALTCHA challenge")
@@ -119,7 +109,8 @@ class AltchaSolver(PowSolver[AltchaTask]):
         params = challenge.parameters
         if params.expiresAt is not None and params.expiresAt < time.time():
             raise TaskRejected("challenge_expired", f"the ALTCHA challenge expired at {params.expiresAt} (unix s)")
-        chunk = max(1, min(4096, int(_KDF_CHUNK_SECONDS / _seconds_per_derivation(params))))
+        chunk = max(1, min(4096, _KDF_CHUNK_UNITS // params.step_units))
+        counters = params.counters
         began = time.monotonic()
         hit = await self._engine.search(
             "kdf",
@@ -130,13 +121,15 @@ class AltchaSolver(PowSolver[AltchaTask]):
                 params.keyPrefix.lower(),
             ),
             start=0,
-            stop=MAX_V2_COUNTERS,
+            stop=counters,
             chunk=chunk,
             deadline=job.deadline,
+            task=job.task_id,
+            account=job.account_id,
         )
         if hit is None:
             raise TaskRejected(
-                "no_solution", f"no counter below {MAX_V2_COUNTERS} derives a key starting with {params.keyPrefix}"
+                "no_solution", f"no counter below {counters} derives a key starting with {params.keyPrefix}"
             )
         took = elapsed_ms(began)
         served = challenge.model_dump(mode="json")

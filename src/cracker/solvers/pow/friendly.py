@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from typing import ClassVar, Final
@@ -10,7 +9,7 @@ from typing import ClassVar, Final
 from cracker.domain.errors import TaskRejected
 from cracker.domain.pow_challenges import FRIENDLY_MAX_ATTEMPTS, FriendlyCaptchaTask, friendly_threshold
 from cracker.solvers.base import Solution, SolveJob
-from cracker.solvers.pow._common import PowSolver, check_deadline, elapsed_ms
+from cracker.solvers.pow._common import PowSolver, all_hits, check_deadline, elapsed_ms
 
 #: The most BLAKE2b hashes one task spends over all its solutions (2**32 // n each).
 MAX_ATTEMPTS: Final = FRIENDLY_MAX_ATTEMPTS
@@ -57,8 +56,8 @@ class FriendlyCaptchaSolver(PowSolver[FriendlyCaptchaTask]):
         expected = 2**32 // max(threshold, 1)
         parallel = 1 if 4 * expected <= _CHUNK else None
         began = time.monotonic()
-        hits = await asyncio.gather(
-            *(
+        hits = await all_hits(
+            [
                 self._engine.search(
                     "blake2b",
                     (block, threshold),
@@ -67,17 +66,17 @@ class FriendlyCaptchaSolver(PowSolver[FriendlyCaptchaTask]):
                     chunk=_CHUNK,
                     deadline=job.deadline,
                     parallel=parallel,
+                    task=job.task_id,
+            account=job.account_id,
                 )
                 for block in solver_blocks(buffer, count)
-            )
+            ],
+            lambda index: TaskRejected(
+                "no_solution", f"Friendly Captcha solution {index}: none in {per_solution} tries"
+            ),
         )
-        solutions = bytearray()
-        nonces: list[int] = []
-        for index, hit in enumerate(hits):
-            if hit is None:
-                raise TaskRejected("no_solution", f"Friendly Captcha solution {index}: none in {per_solution} tries")
-            solutions += hit.value
-            nonces.append(hit.nonce)
+        solutions = b"".join(hit.value for hit in hits)
+        nonces = [hit.nonce for hit in hits]
         took = time.monotonic() - began
         token = ".".join(
             (signature, encoded, base64.b64encode(solutions).decode(), base64.b64encode(diagnostics(took)).decode())

@@ -10,6 +10,7 @@ Kept free of pydantic and of the service so that a worker process starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Sequence
@@ -30,6 +31,11 @@ Hit = tuple[int, bytes]
 #: big-endian) at least a threshold.
 MatchMode = Literal["eq", "hexprefix", "ge16"]
 Kernel = Callable[[tuple[Any, ...], int, int, int], "Hit | None"]
+
+#: Scheduling priority of the worker processes (added to the parent's niceness): proof of work
+#: yields the CPU to the API's event loop and the OCR thread, which answer clients within
+#: milliseconds; a flood of proof of work then slows other work by little.
+WORKER_NICENESS: Final = 10
 
 #: Environment switch of the fast path: ``0`` forces the pure-Python loops, ``portable`` the C
 #: loop without SHA-NI (tests, comparisons); unset or ``1``: the fastest available.
@@ -65,6 +71,8 @@ def _native_wanted(requested: bool | None) -> bool:
 def init_worker(flags: Any, native: bool | None) -> None:
     """Process-pool initializer: keep the shared cancel flags and the native-path choice."""
     global _flags, _use_native
+    with contextlib.suppress(OSError):  # a platform without priorities: run as we are
+        os.nice(WORKER_NICENESS)
     _flags = flags
     _use_native = _native_wanted(native)
     if _use_native and _native_sha256 is not None and os.environ.get(NATIVE_ENV) == "portable":

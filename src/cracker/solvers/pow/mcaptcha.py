@@ -54,6 +54,8 @@ class McaptchaSolver(PowSolver[McaptchaTask]):
             stop=MAX_ATTEMPTS + 1,
             chunk=sha_chunk(self._engine),
             deadline=job.deadline,
+            task=job.task_id,
+            account=job.account_id,
         )
         if hit is None:
             raise TaskRejected("no_solution", f"no nonce up to {MAX_ATTEMPTS} reaches the difficulty")

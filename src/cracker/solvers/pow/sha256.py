@@ -36,6 +36,8 @@ class PowSha256Solver(PowSolver[PowSha256Task]):
             stop=MAX_ATTEMPTS,
             chunk=sha_chunk(self._engine),
             deadline=job.deadline,
+            task=job.task_id,
+            account=job.account_id,
         )
         if hit is None:
             raise TaskRejected("no_solution", f"no nonce below {MAX_ATTEMPTS} gives {task.difficulty} zeros")
