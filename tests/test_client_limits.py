@@ -63,6 +63,14 @@ def test_public_routes_are_limited_per_address(limited_server: LiveServer, path:
     assert_limited(limited)
 
 
+def test_a_made_up_key_buys_no_free_requests_on_public_routes(limited_server: LiveServer) -> None:
+    with client_from(limited_server, "127.0.1.9") as client:
+        statuses = [client.get("/v2/offers", headers={"x-solvium-auth": BOGUS_KEY}).status_code for _ in range(5)]
+        limited = client.get("/v2/offers", headers={"x-solvium-auth": BOGUS_KEY})
+    assert statuses == [200] * 5
+    assert_limited(limited)
+
+
 def test_a_valid_key_keeps_working_from_a_spent_address(limited_server: LiveServer) -> None:
     _, key = limited_server.new_account()
     with client_from(limited_server, "127.0.0.4") as client:

@@ -85,9 +85,10 @@ class AddressLimiter:
 
 class AddressGate:
     """ASGI layer in front of the routes: a request without a key pays its token up front; one
-    whose answer is a failure without a valid key (an unknown route, a refused key) pays after.
-    Keys are checked by ``authenticate``, which refuses, without a database read, an unknown key
-    from an address that has spent its tokens."""
+    with a key that is not known valid is refused up front when the address has no token left,
+    and pays after unless the key proved valid (a public route never checks a key, so a made-up
+    key must not buy free requests). ``authenticate`` does the same for the routes served before
+    this layer."""
 
     def __init__(self, app: ASGIApp, limiter: AddressLimiter) -> None:
         self.app = app
@@ -98,9 +99,12 @@ class AddressGate:
             await self.app(scope, receive, send)
             return
         state: dict[str, Any] = scope.setdefault("state", {})
+        key = api_key_in(scope)
         try:
-            if api_key_in(scope) is None:
+            if key is None:
                 self.limiter.charge(scope)
+            elif not scope["app"].state.runtime.accounts.is_trusted(key):
+                self.limiter.check(scope)
         except RateLimitExceeded as exc:
             await error_response(
                 HTTPConnection(scope), exc.code, exc.message, headers=exc.headers
@@ -108,10 +112,7 @@ class AddressGate:
             return
 
         async def charging_send(message: Message) -> None:
-            if (
-                message["type"] == "http.response.start" and message["status"] >= 400
-                and message["status"] != 429 and not state.get(AUTHENTICATED)
-            ):
+            if message["type"] == "http.response.start" and not state.get(AUTHENTICATED):
                 # This answer stands; the address's next requests are refused.
                 with suppress(RateLimitExceeded):
                     self.limiter.charge(scope)
