@@ -20,8 +20,8 @@ from cracker.domain.errors import CrackerError
 from cracker.domain.money import MoneyError, format_usd, parse_usd
 from cracker.service.accounts import AccountService, IssuedKey
 from cracker.service.offers import OfferService
+from cracker.store import Store, open_store
 from cracker.store.migrate import migrate as run_migrations
-from cracker.store.sql import Store, open_store
 
 app = typer.Typer(help="Cracker: a self-hosted captcha-task service.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)

@@ -21,8 +21,8 @@ from cracker.solvers.builtin import builtin_solvers
 from cracker.solvers.ocr import InferenceBatcher, OcrSolver
 from cracker.solvers.pow import PowEngine
 from cracker.solvers.registry import SolverRegistry
+from cracker.store import Store, open_store
 from cracker.store.migrate import migrate
-from cracker.store.sql import Store, open_store
 from cracker.worker.runtime import Reaper, WorkerRuntime
 from cracker.worker.webhooks import WebhookDispatcher
 
@@ -66,8 +66,9 @@ class Runtime:
         )
         await capacity.refresh()
         capacity.start()
+        offers = OfferService(store)
         tasks = TaskService(
-            store, capacity, notifier, metrics, task_timeout_s=settings.task_timeout_s,
+            store, offers, capacity, notifier, metrics, task_timeout_s=settings.task_timeout_s,
             allow_private_callbacks=settings.webhook_allow_private,
         )
         webhooks = WebhookService(store, backoff_scale=settings.webhook_backoff_scale)
@@ -79,7 +80,7 @@ class Runtime:
         runtime = cls(
             settings=settings, store=store, metrics=metrics,
             accounts=AccountService(store, auth_cache_s=settings.auth_cache_s),
-            offers=OfferService(store), tasks=tasks, webhooks=webhooks, solvers=solvers, pow_engine=pow_engine, ocr=ocr,
+            offers=offers, tasks=tasks, webhooks=webhooks, solvers=solvers, pow_engine=pow_engine, ocr=ocr,
             notifier=notifier, capacity=capacity, completions=completions, worker_service=worker_service,
         )
         if settings.in_process_workers:

@@ -18,10 +18,9 @@ import asyncpg
 import pytest
 from sqlalchemy import delete
 
-from cracker.store import schema
+from cracker.store import Store, Writer, open_store, schema
 from cracker.store.migrate import migrate
 from cracker.store.notify import asyncpg_dsn
-from cracker.store.sql import Store, open_store
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 _TABLES = [
@@ -82,9 +81,9 @@ def store_url(request: pytest.FixtureRequest) -> str:
 
 
 async def _empty(store: Store) -> None:
-    def work(tx: object) -> None:
+    def work(tx: Writer) -> None:
         for table in _TABLES:
-            tx.conn.execute(delete(table))  # type: ignore[attr-defined]
+            tx.conn.execute(delete(table))
 
     await store.write(work)
 

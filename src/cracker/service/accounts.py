@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from cracker.domain.accounts import ApiKeyRecord, Balance, Scope, generate_api_key, hash_api_key
 from cracker.domain.clock import new_id, now
 from cracker.domain.errors import InsufficientScope, InvalidApiKey, NotFound
-from cracker.store.sql import Store, Writer
+from cracker.store import Store, Writer
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,7 @@ from cracker.domain.clock import now
 from cracker.domain.errors import NotFound
 from cracker.domain.tasks import TaskView
 from cracker.domain.webhooks import RETRY_FOR_S, DeliveryAttempt, DueDelivery, new_secret, next_attempt_delay
-from cracker.store import webhooks
-from cracker.store.sql import Reader, Store
+from cracker.store import Reader, Store, webhooks
 
 
 @dataclass(frozen=True, slots=True)

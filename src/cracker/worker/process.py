@@ -17,13 +17,14 @@ from cracker.config import Settings
 from cracker.metrics import Metrics
 from cracker.service.capacity import LiveCapacity
 from cracker.service.completions import CompletionBatcher
+from cracker.service.offers import OfferService
 from cracker.service.pg_notifier import notifier_for
 from cracker.service.tasks import TaskService
 from cracker.service.workers import WorkerService
 from cracker.solvers.builtin import builtin_solvers
 from cracker.solvers.ocr import InferenceBatcher, OcrSolver
 from cracker.solvers.pow import PowEngine
-from cracker.store.sql import open_store
+from cracker.store import open_store
 from cracker.worker.runtime import Reaper, WorkerRuntime
 
 log = logging.getLogger("cracker.worker")
@@ -40,7 +41,9 @@ async def run_worker(settings: Settings, *, types: frozenset[str] | None, concur
     await notifier.start()
     # A worker process creates no tasks: its capacity view only records its own registration.
     capacity = LiveCapacity(solvers, store, local_builtin=True)
-    tasks = TaskService(store, capacity, notifier, Metrics(), task_timeout_s=settings.task_timeout_s)
+    tasks = TaskService(
+        store, OfferService(store), capacity, notifier, Metrics(), task_timeout_s=settings.task_timeout_s
+    )
     completions = CompletionBatcher(tasks)
     completions.start()
     service = WorkerService(
