@@ -5,13 +5,29 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from sqlalchemy import delete
+
 from cracker.domain.clock import new_id
 from cracker.domain.tasks import ClaimedTask, Task
 from cracker.domain.workers import Completion
-from cracker.store import IdempotencyKey, NewTask, Store, Writer, audit
+from cracker.store import IdempotencyKey, NewTask, Store, Writer, audit, schema
 
 PRICE = 9
 TYPE = "turnstile"
+_TABLES = [
+    schema.ledger, schema.webhook_attempts, schema.webhook_deliveries, schema.idempotency_keys, schema.tasks,
+    schema.workers, schema.api_keys, schema.accounts,
+]
+
+
+async def empty(store: Store) -> None:
+    """No tasks, no accounts, no workers (offers kept)."""
+
+    def work(tx: Writer) -> None:
+        for table in _TABLES:
+            tx.conn.execute(delete(table))
+
+    await store.write(work)
 
 
 async def new_account(store: Store, balance: int = 10_000) -> str:
