@@ -74,6 +74,19 @@ async def test_completion_is_fenced_by_the_lease(store: Store) -> None:
     await assert_books_balance(store)
 
 
+async def test_a_worker_holding_a_task_again_cannot_complete_its_earlier_attempt(store: Store) -> None:
+    account = await new_account(store, 100)
+    await create_tasks(store, account, 1)
+    (first,) = await claim(store, "w1", 1, lease_s=0.01)
+    await store.write(lambda tx: leases.requeue_expired_leases(tx, time.time() + 1, 3, 10))
+    (second,) = await claim(store, "w1", 1)
+    assert (second.lease_owner, second.attempt) == ("w1", 2)
+    assert await complete(store, [first]) == []  # the same owner, the lost attempt
+    (done,) = await complete(store, [second])
+    assert done.attempts == 2
+    await assert_books_balance(store)
+
+
 async def test_a_batch_completes_only_the_items_whose_lease_holds(store: Store) -> None:
     account = await new_account(store, 100)
     await create_tasks(store, account, 3)
