@@ -24,7 +24,7 @@ from cracker.solvers.registry import SolverRegistry
 from cracker.store import Store, open_store
 from cracker.store.migrate import migrate
 from cracker.worker.runtime import Reaper, WorkerRuntime
-from cracker.worker.webhooks import WebhookDispatcher
+from cracker.jobs.webhooks import WebhookDispatcher
 
 log = logging.getLogger("cracker")
 

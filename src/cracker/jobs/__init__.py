@@ -1,0 +1,1 @@
+"""Background jobs: the reaper, retention and webhook dispatch."""
