@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command: install with the dev tools, then lint, type-check and run the whole test suite.
+# One command: install with the dev tools, then lint, type-check, check the layers and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # ocr-train too: the training code (torch, from the CPU wheel this machine keeps) has tests.
@@ -10,4 +10,5 @@ if command -v npm >/dev/null 2>&1 && [ ! -d tests/pow/node/node_modules ]; then
 fi
 echo "== ruff"; .venv/bin/ruff check src tests bench
 echo "== mypy (strict)"; .venv/bin/mypy src
+echo "== import-linter (the layer rules in pyproject.toml)"; .venv/bin/lint-imports
 echo "== pytest"; .venv/bin/pytest "$@"

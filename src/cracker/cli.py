@@ -1,4 +1,4 @@
-"""The `cracker` command line: serve, migrate, accounts, keys, offers."""
+"""The `cracker` command line: serve, worker, migrate, accounts, keys, offers, solve."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ app.command("solve", context_settings={"allow_extra_args": True, "ignore_unknown
 # soft_wrap: keys and commands must stay on one line, to be copied whole.
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
+log = logging.getLogger("cracker.worker")
 T = TypeVar("T")
 
 
@@ -126,7 +127,6 @@ def worker(
 ) -> None:
     """Run the built-in solvers as a separate process against the shared database (run `migrate` first)."""
     from cracker.domain.task_types import resolve_type
-    from cracker.worker.process import run_worker
 
     settings = Settings()
     wanted: set[str] = set()
@@ -147,6 +147,34 @@ def worker(
         uvloop.run(run)
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
         asyncio.run(run)
+
+
+async def run_worker(settings: Settings, *, types: frozenset[str] | None, concurrency: int, name: str) -> None:
+    """The body of a `cracker worker` process: the built-in solvers against the shared database.
+
+    Any number of them, on any machine that reaches the database. Each registers in the worker
+    registry (so API processes count its types as served), leases tasks with SKIP LOCKED claims,
+    heartbeats, and reports outcomes in group-committed batches. It also runs the reaper and
+    retention jobs, so that leases of a dead worker come back even while no API process runs.
+    SIGTERM or SIGINT: stop leasing, hand the tasks in hand back to the queue, deregister, exit.
+    """
+    import signal
+
+    from cracker.runtime import ProcessKind, WorkerSpec, build_runtime
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    spec = WorkerSpec(concurrency=concurrency, name=name, types=types)
+    runtime = await build_runtime(settings, ProcessKind.WORKER, worker=spec)
+    try:
+        (worker,) = runtime.workers
+        log.info("worker %s serving %s with concurrency %d", worker.owner, ", ".join(worker.types), concurrency)
+        await stop.wait()
+        log.info("worker %s stopping", worker.owner)
+    finally:
+        await runtime.stop()
 
 
 @accounts_app.command("create")
