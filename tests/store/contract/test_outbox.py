@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from sqlalchemy import Engine, event
+
 from cracker.store import Rejection, Store, webhooks
 
 from .helpers import claim, complete, create_tasks, new_account
@@ -65,3 +67,23 @@ async def test_dispatchers_lease_at_most_their_limit_and_never_the_same_delivery
     # Leased: not due again until the lease runs out.
     assert await store.write(lambda tx: webhooks.claim_due(tx, 100, 60, at)) == []
     assert len(await store.write(lambda tx: webhooks.claim_due(tx, 100, 60, at + 61))) == 30
+
+
+async def test_dispatchers_pick_due_deliveries_in_the_one_skip_locked_form(store: Store) -> None:
+    """On PostgreSQL the due rows are picked once, in a MATERIALIZED CTE with SKIP LOCKED: the form
+    ``IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`` may be rerun per row by the planner and then
+    lease more than n rows (too rare to reproduce on a small table, hence this check of the form)."""
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "webhook_deliveries" in statement and statement.lstrip().upper().startswith(("UPDATE", "WITH")):
+            statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        await store.write(lambda tx: webhooks.claim_due(tx, 3, 60, time.time()))
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    (sql,) = statements
+    if store.dialect == "postgresql":
+        assert "MATERIALIZED" in sql and "SKIP LOCKED" in sql and "LIMIT" in sql
