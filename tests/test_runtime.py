@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from cracker.domain.clock import new_id
-from cracker.jobs.reaper import Reaper
-from cracker.jobs.retention import Retention
+from cracker.jobs import Reaper, Retention
 from cracker.runtime import ProcessKind, WorkerSpec, build_runtime
 from cracker.store import NewTask, Rejection, Writer, open_store
 from cracker.store.migrate import migrate

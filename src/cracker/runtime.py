@@ -9,10 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from cracker.config import Settings
-from cracker.jobs.periodic import PeriodicJob
-from cracker.jobs.reaper import Reaper
-from cracker.jobs.retention import Retention
-from cracker.jobs.webhooks import WebhookDispatcher
+from cracker.jobs import PeriodicJob, Reaper, Retention, WebhookDispatcher
 from cracker.metrics import Metrics
 from cracker.service.accounts import AccountService
 from cracker.service.capacity import LiveCapacity
