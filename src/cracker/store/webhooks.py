@@ -6,7 +6,7 @@ from sqlalchemy import and_, case, insert, or_, select, update
 
 from cracker.domain.webhooks import DeliveryAttempt, DueDelivery, SigningSecrets
 from cracker.store.schema import accounts, webhook_attempts, webhook_deliveries
-from cracker.store.sql import Reader, Writer
+from cracker.store.units import Reader, Writer, skip_locked_pick
 
 
 def enqueue_delivery(tx: Writer, delivery_id: str, task_id: str, account_id: str, url: str, at: float) -> None:
@@ -20,7 +20,11 @@ def enqueue_delivery(tx: Writer, delivery_id: str, task_id: str, account_id: str
 
 
 def claim_due(tx: Writer, limit: int, lease_s: float, at: float) -> list[DueDelivery]:
-    """Lease due deliveries so that two dispatchers (two API processes) never send the same one."""
+    """Lease due deliveries so that two dispatchers (two API processes) never send the same one.
+
+    The due rows are picked once, with SKIP LOCKED on PostgreSQL (``skip_locked_pick``): at most
+    ``limit`` of them, and none that another dispatcher is leasing right now.
+    """
     due = (
         select(webhook_deliveries.c.id)
         .where(
@@ -31,11 +35,9 @@ def claim_due(tx: Writer, limit: int, lease_s: float, at: float) -> list[DueDeli
         .order_by(webhook_deliveries.c.next_attempt_at)
         .limit(limit)
     )
-    if tx.conn.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
     rows = tx.conn.execute(
         update(webhook_deliveries)
-        .where(webhook_deliveries.c.id.in_(due.scalar_subquery()))
+        .where(skip_locked_pick(tx.conn, webhook_deliveries.c.id, due))
         .values(lease_until=at + lease_s)
         .returning(
             webhook_deliveries.c.id, webhook_deliveries.c.task_id, webhook_deliveries.c.account_id,
