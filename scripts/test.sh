@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command: install with the dev tools, then lint, type-check and run the whole test suite.
+# One command: install with the dev tools, then lint, type-check, check the layers and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # ocr-train too: the training code (torch, from the CPU wheel this machine keeps) has tests.
@@ -14,4 +14,5 @@ echo "== mypy (strict)"; .venv/bin/mypy src
 # ocr-train extra as a dev group, so the service importing a training-only package is a finding.
 echo "== deptry"; .venv/bin/deptry src
 .venv/bin/deptry src --extend-exclude 'src/cracker/ocr_training' --optional-dependencies-dev-groups dev,ocr-train
+echo "== import-linter (the layer rules in pyproject.toml)"; .venv/bin/lint-imports
 echo "== pytest"; .venv/bin/pytest "$@"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from cracker.worker.webhook_attempt import AttemptResult, post_once
+from cracker.jobs.webhook_attempt import AttemptResult, post_once
 
 
 async def _attempt(

@@ -1,4 +1,4 @@
-"""The `cracker` command line: serve, migrate, accounts, keys, offers."""
+"""The `cracker` command line: serve, worker, migrate, accounts, keys, offers, solve."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from cracker.domain.money import MoneyError, format_usd, parse_usd
 from cracker.logredact import install_log_redaction
 from cracker.service.accounts import AccountService, IssuedKey
 from cracker.service.offers import OfferService
+from cracker.store import Store, open_store
 from cracker.store.migrate import migrate as run_migrations
-from cracker.store.sql import Store, open_store
 
 app = typer.Typer(help="Cracker: a self-hosted captcha-task service.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
@@ -41,6 +41,7 @@ app.command("solve", context_settings={"allow_extra_args": True, "ignore_unknown
 # soft_wrap: keys and commands must stay on one line, to be copied whole.
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
+log = logging.getLogger("cracker.worker")
 T = TypeVar("T")
 
 
@@ -180,7 +181,6 @@ def worker(
 ) -> None:
     """Run the built-in solvers as a separate process against the shared database (run `migrate` first)."""
     from cracker.domain.task_types import resolve_type
-    from cracker.worker.process import run_worker
 
     settings = Settings()
     wanted: set[str] = set()
@@ -201,6 +201,32 @@ def worker(
         uvloop.run(run)
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
         asyncio.run(run)
+
+
+async def run_worker(settings: Settings, *, types: frozenset[str] | None, concurrency: int, name: str) -> None:
+    """The body of a `cracker worker` process: the built-in solvers against the shared database.
+
+    Any number of them, on any machine that reaches the database. Each registers in the worker
+    registry (so API processes count its types as served), leases tasks with SKIP LOCKED claims,
+    heartbeats, and reports outcomes in group-committed batches. It also runs the reaper and
+    retention jobs, so that leases of a dead worker come back even while no API process runs.
+    SIGTERM or SIGINT: stop leasing, hand the tasks in hand back to the queue, deregister, exit.
+    """
+    from cracker.runtime import ProcessKind, WorkerSpec, build_runtime
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    spec = WorkerSpec(concurrency=concurrency, name=name, types=types)
+    runtime = await build_runtime(settings, ProcessKind.WORKER, worker=spec)
+    try:
+        for lane in runtime.workers:
+            log.info("worker %s serving %s with concurrency %d", lane.owner, ", ".join(lane.types), lane.concurrency)
+        await stop.wait()
+        log.info("worker %s stopping", ", ".join(lane.owner for lane in runtime.workers))
+    finally:
+        await runtime.stop()
 
 
 @accounts_app.command("create")

@@ -1,12 +1,15 @@
-"""The composition root: builds the store, services, solvers and workers of one process."""
+"""The composition root: one function builds the store, services, solvers, workers and background
+jobs of a process, for every kind of process (``cracker serve`` and ``cracker worker``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from cracker.config import Settings, callback_policy
+from cracker.jobs import PeriodicJob, Reaper, Retention, WebhookDispatcher
 from cracker.metrics import Metrics
 from cracker.service.accounts import AccountService
 from cracker.service.capacity import LiveCapacity
@@ -21,18 +24,37 @@ from cracker.solvers.builtin import builtin_solvers
 from cracker.solvers.ocr import InferenceBatcher, OcrSolver
 from cracker.solvers.pow import PowEngine
 from cracker.solvers.registry import SolverRegistry
+from cracker.store import Store, open_store
 from cracker.store.migrate import migrate
-from cracker.store.sql import Store, open_store
 from cracker.worker.lanes import lane_workers
-from cracker.worker.runtime import Reaper, WorkerRuntime
-from cracker.worker.webhooks import WebhookDispatcher
+from cracker.worker.runtime import WorkerRuntime
 
 log = logging.getLogger("cracker")
+
+
+class ProcessKind(StrEnum):
+    #: ``cracker serve``: the HTTP API, an in-process worker when ``in_process_workers`` is set,
+    #: and every background job (webhooks are sent from API processes only).
+    API = "api"
+    #: ``cracker worker``: the built-in solvers against the shared database, with the reaper and
+    #: retention, so that a dead worker's leases come back even while no API process runs.
+    WORKER = "worker"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """The worker a process runs: how many tasks at once, its name in the registry, which types."""
+
+    concurrency: int
+    name: str = "in-process"
+    #: None: every type the built-in solvers serve.
+    types: frozenset[str] | None = None
 
 
 @dataclass
 class Runtime:
     settings: Settings
+    kind: ProcessKind
     store: Store
     metrics: Metrics
     accounts: AccountService
@@ -47,73 +69,21 @@ class Runtime:
     completions: CompletionBatcher
     worker_service: WorkerService
     workers: list[WorkerRuntime] = field(default_factory=list)
-    reaper: Reaper | None = None
+    #: Background jobs, in start order (stopped in reverse).
+    jobs: list[PeriodicJob] = field(default_factory=list)
     dispatcher: WebhookDispatcher | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, run_migrations: bool = True) -> Runtime:
-        if run_migrations:
-            # Alembic runs its own event loop; keep it off ours.
-            await asyncio.to_thread(migrate, settings.database_url)
-        store = open_store(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
-        metrics = Metrics()
-        pow_engine = PowEngine(settings.cpu_workers or None)
-        ocr = OcrSolver(InferenceBatcher(second_look=settings.ocr_second_look))
-        solvers = builtin_solvers(pow_engine, ocr)
-        notifier = notifier_for(settings.database_url)
-        await notifier.start()
-        capacity = LiveCapacity(
-            solvers, store, local_builtin=settings.in_process_workers, refresh_s=settings.capacity_refresh_s
-        )
-        await capacity.refresh()
-        capacity.start()
-        callbacks = callback_policy(settings)
-        tasks = TaskService(
-            store, capacity, notifier, metrics, task_timeout_s=settings.task_timeout_s,
-            callbacks=callbacks,
-        )
-        webhooks = WebhookService(store, backoff_scale=settings.webhook_backoff_scale)
-        completions = CompletionBatcher(tasks)
-        completions.start()
-        worker_service = WorkerService(
-            store, tasks, capacity, completions, lease_s=settings.lease_s, max_attempts=settings.max_attempts
-        )
-        runtime = cls(
-            settings=settings, store=store, metrics=metrics,
-            accounts=AccountService(
-                store, auth_cache_s=settings.auth_cache_s, max_keys=settings.max_api_keys_per_account
-            ),
-            offers=OfferService(store), tasks=tasks, webhooks=webhooks, solvers=solvers, pow_engine=pow_engine, ocr=ocr,
-            notifier=notifier, capacity=capacity, completions=completions, worker_service=worker_service,
-        )
-        if settings.in_process_workers:
-            await pow_engine.start()
-            await ocr.start()
-            for worker in lane_workers(
-                tasks, solvers, worker_service, concurrency=settings.worker_concurrency,
-                ocr_concurrency=settings.ocr_worker_concurrency,
-            ):
-                await worker.start()
-                runtime.workers.append(worker)
-        # Deadlines hold whoever solves: a task nobody takes is still rejected on time.
-        runtime.reaper = Reaper(
-            tasks, settings.reaper_interval_s, worker_service, retention_s=settings.task_retention_s
-        )
-        runtime.reaper.start()
-        runtime.dispatcher = WebhookDispatcher(
-            webhooks, docs_base=(settings.docs_base_url or settings.public_url).rstrip("/"), policy=callbacks,
-            poll_s=settings.webhook_poll_s, timeout_s=settings.webhook_timeout_s,
-            concurrency=settings.webhook_concurrency, account_concurrency=settings.webhook_account_concurrency,
-            max_response_bytes=settings.webhook_max_response_bytes,
-        )
-        runtime.dispatcher.start()
-        return runtime
+        """An API process (``cracker serve``)."""
+        worker = WorkerSpec(settings.worker_concurrency) if settings.in_process_workers else None
+        return await build_runtime(settings, ProcessKind.API, worker=worker, run_migrations=run_migrations)
 
     async def stop(self) -> None:
         if self.dispatcher is not None:
             await self.dispatcher.stop()
-        if self.reaper is not None:
-            await self.reaper.stop()
+        for job in reversed(self.jobs):
+            await job.stop()
         for worker in self.workers:
             await worker.stop()
         await self.completions.stop()
@@ -122,3 +92,75 @@ class Runtime:
         await self.ocr.close()
         await self.pow_engine.close()
         await self.store.close()
+
+
+async def build_runtime(
+    settings: Settings, kind: ProcessKind, *, worker: WorkerSpec | None, run_migrations: bool = False
+) -> Runtime:
+    """Build and start everything a process of ``kind`` runs; ``worker``: the worker it runs, if any."""
+    if run_migrations:
+        # Alembic runs its own event loop; keep it off ours.
+        await asyncio.to_thread(migrate, settings.database_url)
+    store = open_store(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    metrics = Metrics()
+    pow_engine = PowEngine(settings.cpu_workers or None)
+    ocr = OcrSolver(InferenceBatcher(second_look=settings.ocr_second_look))
+    solvers = builtin_solvers(pow_engine, ocr)
+    notifier = notifier_for(settings.database_url)
+    await notifier.start()
+    # An API process accepts a task when a live worker serves its type, its own or another's (the
+    # registry, re-read in the background); a worker process creates no tasks, so its view only
+    # records its own registration.
+    capacity = LiveCapacity(
+        solvers, store, local_builtin=kind is ProcessKind.WORKER or settings.in_process_workers,
+        refresh_s=settings.capacity_refresh_s,
+    )
+    if kind is ProcessKind.API:
+        await capacity.refresh()
+        capacity.start()
+    offers = OfferService(store)
+    callbacks = callback_policy(settings)
+    tasks = TaskService(
+        store, offers, capacity, notifier, metrics, task_timeout_s=settings.task_timeout_s, callbacks=callbacks,
+    )
+    completions = CompletionBatcher(tasks)
+    completions.start()
+    worker_service = WorkerService(
+        store, tasks, capacity, completions, lease_s=settings.lease_s, max_attempts=settings.max_attempts
+    )
+    runtime = Runtime(
+        settings=settings, kind=kind, store=store, metrics=metrics,
+        accounts=AccountService(store, auth_cache_s=settings.auth_cache_s, max_keys=settings.max_api_keys_per_account),
+        offers=offers, tasks=tasks,
+        webhooks=WebhookService(store, backoff_scale=settings.webhook_backoff_scale), solvers=solvers,
+        pow_engine=pow_engine, ocr=ocr, notifier=notifier, capacity=capacity, completions=completions,
+        worker_service=worker_service,
+    )
+    if worker is not None:
+        await pow_engine.start()
+        await ocr.start()
+        # Lanes: image-to-text has slots of its own that a proof-of-work backlog cannot take.
+        runtime.workers = lane_workers(
+            tasks, solvers, worker_service, concurrency=worker.concurrency,
+            ocr_concurrency=settings.ocr_worker_concurrency, name=worker.name, types=worker.types,
+        )
+        for lane in runtime.workers:
+            await lane.start()
+    # Deadlines hold whoever solves: a task nobody takes is still rejected on time.
+    runtime.jobs = [
+        Reaper(tasks, worker_service, interval_s=settings.reaper_interval_s),
+        Retention(
+            tasks, worker_service, retention_s=settings.task_retention_s, first_after_s=settings.reaper_interval_s
+        ),
+    ]
+    for job in runtime.jobs:
+        job.start()
+    if kind is ProcessKind.API:
+        runtime.dispatcher = WebhookDispatcher(
+            runtime.webhooks, docs_base=(settings.docs_base_url or settings.public_url).rstrip("/"), policy=callbacks,
+            poll_s=settings.webhook_poll_s, timeout_s=settings.webhook_timeout_s,
+            concurrency=settings.webhook_concurrency, account_concurrency=settings.webhook_account_concurrency,
+            max_response_bytes=settings.webhook_max_response_bytes,
+        )
+        runtime.dispatcher.start()
+    return runtime

@@ -34,8 +34,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster import Cluster, create_database, drop_database
 
-from cracker.store import audit
-from cracker.store.sql import open_store
+from cracker.store import audit, open_store
 
 TASKS = [
     # (weight, type, body): zero-work sandbox tasks that complete, ones that the solver rejects

@@ -16,18 +16,14 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
-from sqlalchemy import delete
 
-from cracker.store import schema
+from cracker.store import Store, open_store
 from cracker.store.migrate import migrate
 from cracker.store.notify import asyncpg_dsn
-from cracker.store.sql import Store, open_store
+
+from .contract.helpers import empty
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-_TABLES = [
-    schema.ledger, schema.webhook_attempts, schema.webhook_deliveries, schema.idempotency_keys, schema.tasks,
-    schema.workers, schema.api_keys, schema.accounts,
-]
 
 
 def postgres_admin_url() -> str:
@@ -81,19 +77,11 @@ def store_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
-async def _empty(store: Store) -> None:
-    def work(tx: object) -> None:
-        for table in _TABLES:
-            tx.conn.execute(delete(table))  # type: ignore[attr-defined]
-
-    await store.write(work)
-
-
 @pytest.fixture
 async def store(store_url: str) -> AsyncIterator[Store]:
     """A store over an emptied database (offers kept): each test starts from no tasks, no accounts."""
     opened = open_store(store_url)
-    await _empty(opened)
+    await empty(opened)
     try:
         yield opened
     finally:

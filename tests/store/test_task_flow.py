@@ -1,5 +1,5 @@
-"""The per-task operations through the service, on SQLite (units of work) and PostgreSQL (the
-one-statement hot path): both must leave exactly the same rows, money and answers behind."""
+"""The per-task operations through the service, on SQLite and PostgreSQL: both must leave exactly
+the same rows, money and answers behind."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from cracker.domain.tasks import TaskStatus
 from cracker.domain.workers import Completion
 from cracker.metrics import Metrics
 from cracker.service.events import Notifier
+from cracker.service.offers import OfferService
 from cracker.service.tasks import TaskService
+from cracker.store import Store, Writer, open_store
 from cracker.store.schema import idempotency_keys, webhook_deliveries
-from cracker.store.sql import Store, Writer, open_store
 
 PRICE = 9
 
@@ -34,7 +35,7 @@ class EveryTypeServed:
 
 
 def service_over(store: Store) -> TaskService:
-    return TaskService(store, EveryTypeServed(), Notifier(), Metrics(), task_timeout_s=300)
+    return TaskService(store, OfferService(store), EveryTypeServed(), Notifier(), Metrics(), task_timeout_s=300)
 
 
 @pytest.fixture
@@ -215,13 +216,14 @@ def test_the_notifier_forgets_what_it_cannot_vouch_for() -> None:
     assert not notifier.known_unfinished("t2", "a")
 
 
-async def test_an_unreachable_postgresql_is_service_unavailable_on_the_hot_path() -> None:
+async def test_an_unreachable_postgresql_is_service_unavailable() -> None:
     store = open_store("postgresql://postgres@127.0.0.1:1/nowhere")
-    assert store.hot is not None
     try:
         with pytest.raises(ServiceUnavailable):
-            await store.hot.get_task_view(new_id())
+            await store.get_task_view(new_id())
         with pytest.raises(ServiceUnavailable):
-            await store.hot.claim_tasks(["turnstile"], "w", 1, 30, time.time(), builtin_only=True)
+            await store.claim_tasks(["turnstile"], "w", 1, 30, time.time(), builtin_only=True)
+        with pytest.raises(ServiceUnavailable):
+            await store.get_offer_price("turnstile")
     finally:
         await store.close()

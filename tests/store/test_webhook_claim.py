@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import Counter
+
+from sqlalchemy import Engine, event
 
 from cracker.domain.clock import new_id
-from cracker.store import webhooks
-from cracker.store.sql import Store, Writer
+from cracker.store import Store, Writer, webhooks
 
 
 async def _account_with_deliveries(store: Store, count: int, at: float) -> str:
@@ -46,3 +49,40 @@ async def test_claimed_deliveries_are_leased(store: Store) -> None:
     assert await store.write(lambda tx: webhooks.claim_due(tx, 8, 30, now, per_account=4, in_flight={})) == []
     # After the lease, due again.
     assert len(await store.write(lambda tx: webhooks.claim_due(tx, 8, 30, now + 31, per_account=4))) == 3
+
+
+async def test_fair_claims_from_two_dispatchers_never_overlap(store: Store, second_store: Store) -> None:
+    at = time.time() - 10
+    accounts = [await _account_with_deliveries(store, 10, at) for _ in range(3)]
+    now = time.time()
+    rounds = await asyncio.gather(*(
+        s.write(lambda tx: webhooks.claim_due(tx, 3, 60, now, per_account=2, in_flight={}))
+        for _ in range(6) for s in (store, second_store)
+    ))
+    for claimed in rounds:
+        assert len(claimed) <= 3
+        assert max(Counter(d.account_id for d in claimed).values(), default=0) <= 2
+    leased = [d.id for r in rounds for d in r]
+    assert len(leased) == len(set(leased))
+    rest = await store.write(lambda tx: webhooks.claim_due(tx, 100, 60, now))
+    assert len(leased) + len(rest) == 30
+    assert {d.account_id for d in rest} <= set(accounts)
+
+
+async def test_the_fair_pick_locks_its_window_once(store: Store) -> None:
+    """On PostgreSQL the candidate window is a MATERIALIZED CTE with SKIP LOCKED, as in
+    ``skip_locked_pick``: a subquery rerun per row could lease more than the limit."""
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "webhook_deliveries" in statement and statement.lstrip().upper().startswith(("UPDATE", "WITH")):
+            statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        await store.write(lambda tx: webhooks.claim_due(tx, 3, 60, time.time(), per_account=2, in_flight={"a": 1}))
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    (sql,) = statements
+    if store.dialect == "postgresql":
+        assert "MATERIALIZED" in sql and "SKIP LOCKED" in sql and "row_number" in sql.lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,10 +12,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cracker.api.envelope import cracker_error_response, error_response
+from cracker.api.envelope import cracker_error_response, error_response, request_id
 from cracker.domain.errors import CrackerError, FieldError
 from cracker.domain.task_types import ALIASES, TASK_TYPES
 
+log = logging.getLogger("cracker.api")
 _LOCATIONS = {"body", "path", "query", "header", "cookie"}
 _TAGS = set(TASK_TYPES) | set(ALIASES)
 
@@ -42,13 +44,7 @@ def field_errors(errors: Sequence[Any]) -> list[FieldError]:
     ]
 
 
-async def _on_cracker_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, CrackerError)
-    return cracker_error_response(request, exc)
-
-
-async def _on_validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
+def _on_validation_error(request: Request, exc: RequestValidationError) -> Response:
     errors = list(exc.errors())
     kinds = {e.get("type") for e in errors}
     if "json_invalid" in kinds:
@@ -67,8 +63,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
     return error_response(request, "validation_failed", f"{len(details)} field(s) failed validation", details)
 
 
-async def _on_http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
+def _on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
     if exc.status_code == 404:
         return error_response(request, "not_found", f"No route {request.method} {request.url.path}")
     if exc.status_code == 405:
@@ -79,14 +74,35 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     return error_response(request, "invalid_request", str(exc.detail))
 
 
+def error_response_for(request: Request, exc: Exception) -> Response:
+    """The envelope for any exception a route raised: the one error mapping of the API.
+
+    Domain errors carry their code; validation and routing errors are mapped to theirs; anything
+    else is a bug, logged with its stack and answered ``internal_error`` without it.
+    """
+    if isinstance(exc, CrackerError):
+        return cracker_error_response(request, exc)
+    if isinstance(exc, RequestValidationError):
+        return _on_validation_error(request, exc)
+    if isinstance(exc, StarletteHTTPException):
+        return _on_http_error(request, exc)
+    log.error("unhandled error in %s %s (request %s)", request.method, request.url.path, request_id(request),
+              exc_info=exc)
+    return error_response(request, "internal_error", "Internal server error")
+
+
+async def _handle(request: Request, exc: Exception) -> Response:
+    return error_response_for(request, exc)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    # Starlette's last-resort handler answers with this, then re-raises for the server's log
-    # (RequestContextMiddleware logs it): without it the answer would be a text/plain 500.
+    # Starlette's last-resort handler (ServerErrorMiddleware) answers with this, then re-raises
+    # for the log (RequestContextMiddleware logs it once): without it the answer would be a
+    # text/plain 500 outside the envelope.
     return error_response(request, "internal_error", "Internal server error")
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    for kind in (CrackerError, RequestValidationError, StarletteHTTPException):
+        app.add_exception_handler(kind, _handle)
     app.add_exception_handler(Exception, _on_unexpected)
-    app.add_exception_handler(CrackerError, _on_cracker_error)
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, _on_http_error)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
-from starlette.requests import HTTPConnection, Request
-from starlette.routing import Match, Route
+from starlette.requests import HTTPConnection
 from starlette.types import Message, Receive, Scope, Send
 
-from cracker.api.envelope import cracker_error_response, error_response, request_id
+from cracker.api.envelope import error_response, request_id
 from cracker.domain.clock import new_id
-from cracker.domain.errors import CrackerError
 
 log = logging.getLogger("cracker.api")
 
@@ -21,13 +19,16 @@ class RequestContextMiddleware:
     """Gives every request a UUIDv7 id (``x-request-id`` on every response), refuses bodies over the
     limit with 413, and turns any unhandled exception into the 500 envelope without a stack trace."""
 
-    def __init__(self, app: FastAPI, max_body_bytes: int, fast_routes: Sequence[Route] = ()) -> None:
+    def __init__(
+        self, app: FastAPI, max_body_bytes: int,
+        fast_path: Callable[[Scope, Receive, Send], Awaitable[bool]] | None = None,
+    ) -> None:
         self.app = app
         self.fastapi = app
         self.max_body_bytes = max_body_bytes
-        # Bare endpoints served from here, before FastAPI's router, dependency solving and inner
-        # middleware: only the hottest read route (see cracker.api.routes.tasks.read_task).
-        self.fast_routes = tuple(fast_routes)
+        # Offered every request first, ahead of FastAPI's router, dependency solving and inner
+        # middleware; True when it answered (the poll route: cracker.api.poll).
+        self.fast_path = fast_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The last resort: whatever fails in here (this layer included) answers the 500 envelope."""
@@ -66,13 +67,8 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
-        if scope["method"] == "GET":
-            for route in self.fast_routes:
-                match, child_scope = route.matches(scope)
-                if match is Match.FULL:
-                    scope.update(child_scope)
-                    await _serve_bare(route, scope, receive, send_direct)
-                    return
+        if self.fast_path is not None and await self.fast_path(scope, receive, send_direct):
+            return
 
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
@@ -127,18 +123,6 @@ class RequestContextMiddleware:
             return {"type": "http.disconnect"}
 
         await response(scope, no_body, send)
-
-
-async def _serve_bare(route: Route, scope: Scope, receive: Receive, send: Send) -> None:
-    request = Request(scope, receive)
-    try:
-        response = await route.endpoint(request)
-    except CrackerError as exc:
-        response = cracker_error_response(request, exc)
-    except Exception:
-        log.exception("unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id(request))
-        response = error_response(request, "internal_error", "Internal server error")
-    await response(scope, receive, send)
 
 
 class _BodyTooLarge(Exception):

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from cracker.domain.accounts import ApiKeyInfo, ApiKeyRecord, Balance, Scope, generate_api_key, hash_api_key
 from cracker.domain.clock import new_id, now
 from cracker.domain.errors import InsufficientScope, InvalidApiKey, NotFound, RateLimitExceeded
-from cracker.store import keys
-from cracker.store.sql import Reader, Store, Writer
+from cracker.store import Reader, Store, Writer, keys
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,7 @@ from typing import Any
 from cracker.domain.clock import now
 from cracker.domain.workers import WorkerInfo, WorkerKind
 from cracker.solvers.registry import SolverRegistry
-from cracker.store import leases
-from cracker.store.sql import Store
+from cracker.store import Store, leases
 
 log = logging.getLogger("cracker.capacity")
 

@@ -30,35 +30,16 @@ from cracker.domain.tasks import ClaimedTask, Task, TaskStatus, TaskView
 from cracker.domain.workers import Completion
 from cracker.metrics import Metrics
 from cracker.service.events import Notifier
-from cracker.store import idempotency, leases, retention, webhooks
-from cracker.store.hot_path import NewTask
-from cracker.store.sql import IntegrityError, Store, Writer
+from cracker.service.offers import OfferService
+from cracker.store import IdempotencyKey, IdempotencyKeyTaken, NewTask, Rejection, Store, idempotency, retention
 
-#: How long a process trusts an offer's price without reading it again.
-PRICE_CACHE_S = 1.0
 #: How long an Idempotency-Key names its task.
 IDEMPOTENCY_TTL_S = 24 * 3600
 
 
-def _settle_finished(tx: Writer, task: Task, *, capture: bool, at: float) -> None:
-    """What follows a task's end in the same transaction: the money, then the webhook outbox row."""
-    tx.settle(task, capture=capture, now=at)
-    if task.callback_url is not None:
-        webhooks.enqueue_delivery(tx, new_id(), task.id, task.account_id, task.callback_url, at)
-
-
-def _reject_in(
-    tx: Writer, task_id: str, code: str, message: str | None, claim: ClaimedTask | None, at: float
-) -> Task | None:
+def _rejection(code: str, message: str | None) -> Rejection:
     spec = spec_for(code)
-    fence = (claim.lease_owner, claim.attempt) if claim is not None else None
-    task = tx.finish_task(
-        task_id, status=TaskStatus.REJECTED, now=at, error_code=code,
-        error_message=message or spec.message, cost_if_captured=spec.charged, fence=fence,
-    )
-    if task is not None:
-        _settle_finished(tx, task, capture=spec.charged, at=at)
-    return task
+    return Rejection(code=code, message=message or spec.message, charged=spec.charged)
 
 
 def _request_hash(task_type: str, params: dict[str, Any], callback_url: str | None) -> str:
@@ -91,6 +72,7 @@ class TaskService:
     def __init__(
         self,
         store: Store,
+        offers: OfferService,
         capacity: SolverCapacity,
         notifier: Notifier,
         metrics: Metrics,
@@ -99,7 +81,7 @@ class TaskService:
         callbacks: CallbackPolicy | None = None,
     ) -> None:
         self._callbacks = callbacks or CallbackPolicy()
-        self._prices: dict[str, tuple[int | None, float]] = {}
+        self._offers = offers
         self._store = store
         self._capacity = capacity
         self._notifier = notifier
@@ -133,7 +115,7 @@ class TaskService:
             replay = await self._replay(account_id, idempotency_key, request_hash)
             if replay is not None:
                 return replay
-        price = await self._offer_price(task_type)
+        price = await self._offers.price(task_type)
         if price is None:
             raise OfferNotFound(f"No offer for task type {task_type!r}; GET /v2/offers lists what is sold")
         # Fail fast, before any money moves: a task nothing can solve must not sit in the queue.
@@ -163,38 +145,16 @@ class TaskService:
         callback_url: str | None, idempotency_key: str | None, request_hash: str,
     ) -> Created:
         at = now()
-        hot = self._store.hot
-        if hot is not None:
-            new = NewTask(
-                task_id=task_id, account_id=account_id, type=task_type, params=params, price=price, created_at=at,
-                deadline_at=at + self._task_timeout_s, callback_url=callback_url, pool_only=pool_only,
-                idempotency=(idempotency_key, request_hash) if idempotency_key is not None else None,
-            )
-            try:
-                return self._created(await hot.create_task(new), task_type, price)
-            except IntegrityError:
-                # The key is taken: by a concurrent create (answer as it did), or by an expired key
-                # not yet purged (the unit of work below replaces it).
-                replay = await self._replay(account_id, idempotency_key or "", request_hash)
-                if replay is not None:
-                    return replay
-
-        def work(tx: Writer) -> Task | None:
-            if not tx.hold(account_id, task_id, price, at):
-                return None
-            task = tx.insert_task(
-                task_id=task_id, account_id=account_id, task_type=task_type, params=params, price=price,
-                now=at, deadline_at=at + self._task_timeout_s, callback_url=callback_url, pool_only=pool_only,
-            )
-            if idempotency_key is not None:
-                idempotency.remember_key(
-                    tx, account_id, idempotency_key, request_hash, task_id, at, at - IDEMPOTENCY_TTL_S
-                )
-            return task
-
+        key = None
+        if idempotency_key is not None:
+            key = IdempotencyKey(idempotency_key, request_hash, expired_before=at - IDEMPOTENCY_TTL_S)
+        new = NewTask(
+            task_id=task_id, account_id=account_id, type=task_type, params=params, price=price, created_at=at,
+            deadline_at=at + self._task_timeout_s, callback_url=callback_url, pool_only=pool_only, idempotency=key,
+        )
         try:
-            task = await self._store.write(work)
-        except IntegrityError:
+            task = await self._store.create_task(new)
+        except IdempotencyKeyTaken:
             # The same key won a race in another request: answer as that request did.
             replay = await self._replay(account_id, idempotency_key or "", request_hash)
             if replay is None:
@@ -211,20 +171,9 @@ class TaskService:
         self._notifier.task_created()
         return Created(task)
 
-    async def _offer_price(self, task_type: str) -> int | None:
-        """The type's price, read at most once a second per process: every create needs it, and
-        a price change may take a second to reach every API process."""
-        cached = self._prices.get(task_type)
-        at = time.monotonic()
-        if cached is not None and cached[1] > at:
-            return cached[0]
-        price = await self._store.read(lambda r: r.get_offer_price(task_type))
-        self._prices[task_type] = (price, at + PRICE_CACHE_S)
-        return price
-
     async def _replay(self, account_id: str, key: str, request_hash: str) -> Created | None:
         since = now() - IDEMPOTENCY_TTL_S
-        found = await self._store.read(lambda r: idempotency.find_key(r, account_id, key, since))
+        found = await self._store.find_idempotency_key(account_id, key, since)
         if found is None:
             return None
         stored_hash, task_id = found
@@ -232,7 +181,7 @@ class TaskService:
             raise InvalidRequest(
                 "This Idempotency-Key was used in the last 24 h with another request; use a new key"
             )
-        task = await self._store.read(lambda r: r.get_task(task_id))
+        task = await self._store.get_task(task_id)
         if task is None:  # the task aged out of retention: the key is stale
             return None
         return Created(task, replayed=True)
@@ -270,11 +219,7 @@ class TaskService:
         return view
 
     async def get(self, account_id: str, task_id: str) -> TaskView:
-        hot = self._store.hot
-        if hot is not None:
-            task = await hot.get_task_view(task_id)
-        else:
-            task = await self._store.read(lambda r: r.get_task_view(task_id))
+        task = await self._store.get_task_view(task_id)
         # Another account's task is exactly as unknown as a missing one.
         if task is None or task.account_id != account_id:
             raise NotFound(f"No task {task_id}")
@@ -283,27 +228,12 @@ class TaskService:
     async def claim(
         self, types: Sequence[str], owner: str, limit: int, lease_s: float, *, builtin_only: bool = False
     ) -> list[ClaimedTask]:
-        at = now()
-        if self._store.hot is not None:
-            return await self._store.hot.claim_tasks(types, owner, limit, lease_s, at, builtin_only=builtin_only)
-        return await self._store.write(
-            lambda tx: tx.claim_tasks(types, owner, limit, lease_s, at, builtin_only=builtin_only)
-        )
+        return await self._store.claim_tasks(types, owner, limit, lease_s, now(), builtin_only=builtin_only)
 
     async def complete_many(self, items: Sequence[Completion]) -> list[Task | None]:
         """``complete`` for a batch, in one transaction (group commit): one answer per item, None
         where the lease was lost."""
-        at = now()
-
-        def work(tx: Writer) -> list[Task]:
-            done = leases.complete_fenced(tx, [(c.task_id, c.lease_owner, c.attempt, c.solution) for c in items], at)
-            # Account rows are locked in one order by every batch: two batches never deadlock.
-            for task in sorted(done, key=lambda t: (t.account_id, t.id)):
-                _settle_finished(tx, task, capture=True, at=at)
-            return done
-
-        hot = self._store.hot
-        completed = await hot.complete_tasks(items, at) if hot is not None else await self._store.write(work)
+        completed = await self._store.complete_tasks(items, now())
         for task in completed:
             self._finished(task)
         done = {(task.id, task.attempts): task for task in completed}
@@ -311,46 +241,23 @@ class TaskService:
 
     async def complete(self, claim: ClaimedTask, solution: dict[str, Any]) -> Task | None:
         """Record a solution and capture the hold; None when the lease was lost (result dropped)."""
-        at = now()
-
-        def work(tx: Writer) -> Task | None:
-            task = tx.finish_task(
-                claim.task.id, status=TaskStatus.COMPLETED, now=at, solution=solution,
-                cost_if_captured=True, fence=(claim.lease_owner, claim.attempt),
-            )
-            if task is not None:
-                _settle_finished(tx, task, capture=True, at=at)
-            return task
-
-        task = await self._store.write(work)
-        if task is not None:
-            self._finished(task)
+        (task,) = await self.complete_many([Completion(claim.task.id, claim.lease_owner, claim.attempt, solution)])
         return task
 
     async def reject(
         self, task_id: str, code: str, message: str | None = None, *, claim: ClaimedTask | None = None
     ) -> Task | None:
         """End a live task ``rejected``; the hold is released unless the error is ``charged``."""
-        at = now()
-        task = await self._store.write(lambda tx: _reject_in(tx, task_id, code, message, claim, at))
+        fence = (claim.lease_owner, claim.attempt) if claim is not None else None
+        task = await self._store.reject_task(task_id, _rejection(code, message), now(), fence=fence)
         if task is not None:
             self._finished(task)
         return task
 
     async def reject_overdue(self, limit: int = 500) -> int:
         """Reject every live task past its deadline with ``solve_timeout``, in one transaction."""
-        at = now()
-
-        def work(tx: Writer) -> list[Task]:
-            finished = []
-            for task_id in tx.overdue_task_ids(at, limit):
-                task = _reject_in(tx, task_id, "solve_timeout", "The task was not solved before its deadline",
-                                  None, at)
-                if task is not None:
-                    finished.append(task)
-            return finished
-
-        finished = await self._store.write(work)
+        rejection = _rejection("solve_timeout", "The task was not solved before its deadline")
+        finished = await self._store.reject_overdue(rejection, now(), limit)
         for task in finished:
             self._finished(task)
         return len(finished)

@@ -16,8 +16,7 @@ from cracker.domain.webhooks import (
     new_secret,
     next_attempt_delay,
 )
-from cracker.store import webhooks
-from cracker.store.sql import Reader, Store
+from cracker.store import Reader, Store, webhooks
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,7 @@ from cracker.domain.workers import Completion, HeldLease, WorkerInfo, WorkerKind
 from cracker.service.capacity import LiveCapacity
 from cracker.service.completions import CompletionBatcher
 from cracker.service.tasks import TaskService
-from cracker.store import leases
-from cracker.store.sql import Store
+from cracker.store import Store, leases
 
 #: A worker silent this long is dropped from the registry (it is long dead; its leases are long back).
 _FORGET_AFTER_S = 3600.0

@@ -12,7 +12,7 @@ from sqlalchemy import case, func, select
 
 from cracker.domain.tasks import TaskStatus
 from cracker.store.schema import ledger, tasks
-from cracker.store.sql import Reader
+from cracker.store.units import Reader
 
 _TERMINAL = (TaskStatus.COMPLETED.value, TaskStatus.REJECTED.value)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, select
 
 from cracker.store.schema import idempotency_keys
-from cracker.store.sql import Reader, Writer
+from cracker.store.units import Reader, Writer
 
 
 def find_key(r: Reader, account_id: str, key: str, since: float) -> tuple[str, str] | None:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 
 from cracker.domain.accounts import ApiKeyInfo, Scope
 from cracker.store.schema import accounts, api_keys
-from cracker.store.sql import Reader, Writer
+from cracker.store.units import Reader, Writer
 
 _COLUMNS = (api_keys.c.id, api_keys.c.account_id, api_keys.c.prefix, api_keys.c.scope, api_keys.c.created_at,
             api_keys.c.revoked_at)

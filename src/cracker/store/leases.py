@@ -1,21 +1,20 @@
-"""SQL of leases and the worker registry: heartbeats, lease expiry, requeue, fenced batch completion.
+"""SQL of leases and the worker registry: heartbeats, lease expiry, requeue.
 
-Plain functions over a unit of work (``Reader``/``Writer`` from ``cracker.store.sql``), composed by
-the service layer like the ``Writer`` methods.
+Plain functions over a unit of work (``Reader``/``Writer``), composed by the service layer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Integer, String, Text, bindparam, column, delete, insert, select, update, values
+from sqlalchemy import delete, insert, select, update
 
-from cracker.domain.tasks import ClaimedTask, Task, TaskStatus
+from cracker.domain.tasks import ClaimedTask, TaskStatus
 from cracker.domain.workers import HeldLease, WorkerInfo, WorkerKind
+from cracker.store.rows import task_from_row
 from cracker.store.schema import tasks, workers
-from cracker.store.sql import Reader, Writer, _dumps, _task_from_row, picked_ids
+from cracker.store.units import Reader, Writer, skip_locked_pick
 
 _RUNNING = TaskStatus.RUNNING.value
 
@@ -66,7 +65,9 @@ def heartbeat(tx: Writer, worker_id: str, now: float, lease_s: float) -> list[He
     held = select(tasks.c.id).where(tasks.c.status == _RUNNING, tasks.c.lease_owner == worker_id)
     tx.conn.execute(
         update(tasks)
-        .where(picked_ids(tx.conn, held), tasks.c.lease_owner == worker_id, tasks.c.status == _RUNNING)
+        .where(
+            skip_locked_pick(tx.conn, tasks.c.id, held), tasks.c.lease_owner == worker_id, tasks.c.status == _RUNNING
+        )
         .values(lease_expires_at=expires)
     )
     rows = tx.conn.execute(
@@ -103,7 +104,7 @@ def requeue_expired_leases(tx: Writer, now: float, max_attempts: int, limit: int
     )
     rows = tx.conn.execute(
         update(tasks)
-        .where(picked_ids(tx.conn, expired), tasks.c.status == _RUNNING,
+        .where(skip_locked_pick(tx.conn, tasks.c.id, expired), tasks.c.status == _RUNNING,
                tasks.c.lease_expires_at < now)
         .values(status=TaskStatus.PENDING.value, lease_owner=None, lease_expires_at=None)
         .returning(tasks.c.id)
@@ -121,7 +122,7 @@ def exhausted_leases(r: Reader, now: float, max_attempts: int, limit: int) -> li
     )
     out = []
     for row in r.conn.execute(query):
-        task = _task_from_row(row)
+        task = task_from_row(row)
         out.append(ClaimedTask(task=task, lease_owner=task.lease_owner or "", attempt=task.attempts))
     return out
 
@@ -130,58 +131,3 @@ def purge_dead_workers(tx: Writer, before: float) -> int:
     """Forget workers silent since ``before``: the registry lists recent workers, not all time."""
     return tx.conn.execute(delete(workers).where(workers.c.expires_at < before)).rowcount
 
-
-_COMPLETE_ONE = (
-    update(tasks)
-    .where(
-        tasks.c.id == bindparam("b_id"), tasks.c.status == _RUNNING,
-        tasks.c.lease_owner == bindparam("b_owner"), tasks.c.attempts == bindparam("b_attempt"),
-    )
-    .values(
-        status=TaskStatus.COMPLETED.value, solution=bindparam("b_solution"), error_code=None,
-        error_message=None, cost=tasks.c.price, completed_at=bindparam("b_now"), lease_owner=None,
-        lease_expires_at=None,
-    )
-    .returning(tasks)
-)
-
-
-def complete_fenced(
-    tx: Writer, items: Sequence[tuple[str, str, int, dict[str, Any]]], now: float
-) -> list[Task]:
-    """Complete many leased tasks at once: ``(task_id, lease_owner, attempt, solution)`` each.
-
-    Fenced like ``Writer.finish_task``: an item whose lease was lost (expired and re-granted, or
-    the task ended otherwise) matches no row and is left out of the answer. Nothing is settled here.
-    """
-    if not items:
-        return []
-    if tx.conn.dialect.name != "postgresql":
-        # SQLite: statements are in-process calls, so one per task costs microseconds.
-        out = []
-        for task_id, owner, attempt, solution in items:
-            row = tx.conn.execute(_COMPLETE_ONE, {
-                "b_id": task_id, "b_owner": owner, "b_attempt": attempt,
-                "b_solution": _dumps(solution), "b_now": now,
-            }).first()
-            if row is not None:
-                out.append(_task_from_row(row))
-        return out
-    # PostgreSQL: one statement (one round trip) for the whole batch, joined to a VALUES list.
-    batch = values(
-        column("id", String), column("owner", String), column("attempt", Integer), column("solution", Text),
-        name="batch",
-    ).data([(task_id, owner, attempt, _dumps(solution)) for task_id, owner, attempt, solution in items])
-    rows = tx.conn.execute(
-        update(tasks)
-        .where(
-            tasks.c.id == batch.c.id, tasks.c.status == _RUNNING, tasks.c.lease_owner == batch.c.owner,
-            tasks.c.attempts == batch.c.attempt,
-        )
-        .values(
-            status=TaskStatus.COMPLETED.value, solution=batch.c.solution, error_code=None, error_message=None,
-            cost=tasks.c.price, completed_at=now, lease_owner=None, lease_expires_at=None,
-        )
-        .returning(*tasks.columns)
-    )
-    return [_task_from_row(r) for r in rows]

@@ -6,7 +6,7 @@ from sqlalchemy import delete, select
 
 from cracker.domain.tasks import TaskStatus
 from cracker.store.schema import tasks, webhook_attempts, webhook_deliveries
-from cracker.store.sql import Writer
+from cracker.store.units import Writer
 
 _TERMINAL = (TaskStatus.COMPLETED.value, TaskStatus.REJECTED.value)
 

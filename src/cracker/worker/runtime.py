@@ -24,8 +24,6 @@ from cracker.solvers.base import Solution, SolveJob
 from cracker.solvers.registry import SolverRegistry
 
 log = logging.getLogger("cracker.worker")
-#: Expired idempotency keys are deleted this often.
-_PURGE_EVERY_S = 300.0
 
 
 class WorkerRuntime:
@@ -188,42 +186,3 @@ class WorkerRuntime:
         except Exception:
             log.exception("could not record the rejection of task %s", claim.task.id)
 
-
-class Reaper:
-    """Rejects live tasks past their deadline with ``solve_timeout`` (pending ones included), and
-    returns tasks whose lease expired (their worker died) to the queue."""
-
-    def __init__(
-        self, tasks: TaskService, interval_s: float, workers: WorkerService | None = None, *,
-        retention_s: float = 0.0,
-    ) -> None:
-        self._retention_s = retention_s
-        self._tasks = tasks
-        self._workers = workers
-        self._interval_s = interval_s
-        self._loop_task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._run(), name="cracker-reaper")
-
-    async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        last_purge = 0.0
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self._tasks.reject_overdue()
-                if self._workers is not None:
-                    await self._workers.reap()
-                if time.monotonic() - last_purge > _PURGE_EVERY_S:
-                    await self._tasks.purge_idempotency_keys()
-                    await self._tasks.purge_finished(self._retention_s)
-                    if self._workers is not None:
-                        await self._workers.forget_dead_workers()
-                    last_purge = time.monotonic()
-            except Exception:
-                log.exception("reaping overdue tasks failed; retrying")

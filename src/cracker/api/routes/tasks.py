@@ -8,19 +8,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, Query, Request
 from pydantic import BaseModel, Field, create_model
 from starlette.responses import Response
-from starlette.routing import Route
 
-from cracker.api.client_limits import LongPollSlots
-from cracker.api.deps import ClientKey, RuntimeDep, authenticate
+from cracker.api.deps import ClientKey, RuntimeDep
 from cracker.api.envelope import JSONBytes, task_envelope
-from cracker.api.params import MAX_WAIT_S, parse_task_id, parse_wait
+from cracker.api.params import MAX_WAIT_S, parse_task_id
+from cracker.api.poll import read_task
 from cracker.api.responses import AUTH, COMMON, errors
 from cracker.api.schemas import DeliveriesModel, TaskEnvelope
-from cracker.domain.accounts import Scope
 from cracker.domain.clock import rfc3339
 from cracker.domain.errors import OfferNotFound
 from cracker.domain.task_types import TASK_TYPES, CallbackUrl, TaskType, resolve_type
-from cracker.runtime import Runtime
 
 router = APIRouter(prefix="/v2/tasks", tags=["tasks"])
 
@@ -141,29 +138,6 @@ async def create_task_typed(
 async def create_unknown_type(task_type: str, key: ClientKey) -> Response:
     # Every sold type has its own route above; this one only answers for the rest.
     raise OfferNotFound(f"No offer for task type {task_type!r}; GET /v2/offers lists what is sold")
-
-
-async def read_task(request: Request) -> Response:
-    """GET /v2/tasks/{task_id}, the route clients poll, as a bare Starlette endpoint.
-
-    FastAPI's per-request dependency solving and validation cost more than the whole read here
-    (measured in bench/task_read_bench.py), so RequestContextMiddleware serves this route itself,
-    ahead of FastAPI; the FastAPI route below describes it in /openapi.json and answers the same.
-    """
-    key = await authenticate(request, Scope.CLIENT)
-    task_id = parse_task_id(request.path_params["task_id"])
-    wait_s = parse_wait(request.query_params.get("wait"))
-    runtime: Runtime = request.app.state.runtime
-    if wait_s:
-        long_polls: LongPollSlots = request.app.state.long_polls
-        with long_polls.hold(key.account_id):
-            task = await runtime.tasks.wait(key.account_id, task_id, wait_s)
-    else:
-        task = await runtime.tasks.get(key.account_id, task_id)
-    return JSONBytes(task_envelope(request, task))
-
-
-fast_routes = [Route("/v2/tasks/{task_id}", read_task, methods=["GET"], include_in_schema=False)]
 
 
 @router.get(

@@ -17,9 +17,9 @@ from cracker import __version__
 from cracker.domain.callbacks import CallbackPolicy
 from cracker.domain.envelope import task_envelope
 from cracker.domain.webhooks import SIGNATURE_HEADER, DeliveryAttempt, DueDelivery, sign
+from cracker.jobs.delivery_pool import OwnerPool
+from cracker.jobs.webhook_attempt import post_once
 from cracker.service.webhooks import WebhookService
-from cracker.worker.delivery_pool import OwnerPool
-from cracker.worker.webhook_attempt import post_once
 
 log = logging.getLogger("cracker.webhooks")
 

@@ -1,0 +1,61 @@
+"""The poll fast path: ``GET /v2/tasks/{task_id}`` (and ``?wait=S``), served ahead of FastAPI.
+
+Clients poll this route far more often than they call any other, and FastAPI's per-request
+dependency solving and validation cost more than the whole read (measured in
+``bench/task_read_bench.py``). So ``RequestContextMiddleware`` offers every request to
+``serve_poll`` first: a poll is answered here by a bare Starlette endpoint, after the same
+authentication and rate limit as every route, and with the same error mapping
+(``errors.error_response_for``); anything else goes on to FastAPI. The FastAPI route of the same
+path (``routes/tasks.py``) describes it in ``/openapi.json`` and answers the same by calling
+``read_task``.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
+
+from cracker.api.client_limits import LongPollSlots
+from cracker.api.deps import authenticate
+from cracker.api.envelope import JSONBytes, task_envelope
+from cracker.api.errors import error_response_for
+from cracker.api.params import parse_task_id, parse_wait
+from cracker.domain.accounts import Scope as KeyScope
+from cracker.runtime import Runtime
+
+
+async def read_task(request: Request) -> Response:
+    """A client's task, as it is now, or once it ends within ``?wait=S`` seconds."""
+    key = await authenticate(request, KeyScope.CLIENT)
+    task_id = parse_task_id(request.path_params["task_id"])
+    wait_s = parse_wait(request.query_params.get("wait"))
+    runtime: Runtime = request.app.state.runtime
+    if wait_s:
+        long_polls: LongPollSlots = request.app.state.long_polls
+        with long_polls.hold(key.account_id):
+            task = await runtime.tasks.wait(key.account_id, task_id, wait_s)
+    else:
+        task = await runtime.tasks.get(key.account_id, task_id)
+    return JSONBytes(task_envelope(request, task))
+
+
+_POLL = Route("/v2/tasks/{task_id}", read_task, methods=["GET"], include_in_schema=False)
+
+
+async def serve_poll(scope: Scope, receive: Receive, send: Send) -> bool:
+    """Answer the request if it is a poll and return True; else return False, having sent nothing."""
+    if scope["method"] != "GET":
+        return False
+    match, child_scope = _POLL.matches(scope)
+    if match is not Match.FULL:
+        return False
+    scope.update(child_scope)
+    request = Request(scope, receive)
+    try:
+        response = await read_task(request)
+    except Exception as exc:
+        response = error_response_for(request, exc)
+    await response(scope, receive, send)
+    return True

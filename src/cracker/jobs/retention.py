@@ -1,0 +1,33 @@
+"""Retention: what has served its time leaves the hot tables, every five minutes.
+
+Finished tasks older than the retention setting (their ledger rows stay), idempotency keys past
+their 24 hours, and workers silent for an hour.
+"""
+
+from __future__ import annotations
+
+from cracker.jobs.periodic import PeriodicJob
+from cracker.service.tasks import TaskService
+from cracker.service.workers import WorkerService
+
+#: How often the purges run.
+PURGE_EVERY_S = 300.0
+
+
+class Retention(PeriodicJob):
+    name = "retention"
+
+    def __init__(
+        self, tasks: TaskService, workers: WorkerService, *, retention_s: float, first_after_s: float,
+        interval_s: float = PURGE_EVERY_S,
+    ) -> None:
+        super().__init__(interval_s, first_after_s=first_after_s)
+        #: Finished tasks are deleted this long after they ended; 0 keeps them.
+        self.retention_s = retention_s
+        self._tasks = tasks
+        self._workers = workers
+
+    async def run_once(self) -> None:
+        await self._tasks.purge_idempotency_keys()
+        await self._tasks.purge_finished(self.retention_s)
+        await self._workers.forget_dead_workers()

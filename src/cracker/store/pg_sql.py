@@ -1,0 +1,113 @@
+"""The SQL of the PostgreSQL store's per-task operations: one statement each, run over asyncpg.
+
+Each is a single statement, so each is a transaction by itself in autocommit: a create's hold,
+ledger row and task, or an end's task row, settlement, ledger rows and webhook outbox rows, are
+all or nothing without BEGIN and COMMIT round trips.
+"""
+
+from __future__ import annotations
+
+from cracker.domain.tasks import TaskStatus
+from cracker.store.rows import TASK_COLUMNS, VIEW_COLUMNS
+
+_COLUMNS = ", ".join(TASK_COLUMNS)
+_T_COLUMNS = ", ".join(f"t.{name}" for name in TASK_COLUMNS)
+_PENDING, _RUNNING = TaskStatus.PENDING.value, TaskStatus.RUNNING.value
+
+# $1 task id, $2 account, $3 price, $4 now, $5 type, $6 params, $7 deadline, $8 callback, $9 pool_only
+_CREATE = f"""
+WITH held AS (
+    UPDATE accounts SET available = available - $3, held = held + $3
+    WHERE id = $2 AND available >= $3
+    RETURNING id
+), hold_entry AS (
+    INSERT INTO ledger (account_id, task_id, kind, available_delta, held_delta, created_at)
+    SELECT id, $1, 'hold', -$3::bigint, $3, $4 FROM held
+), task AS (
+    INSERT INTO tasks (id, account_id, type, status, params, price, created_at, deadline_at, attempts,
+                       callback_url, pool_only)
+    SELECT $1, id, $5, '{_PENDING}', $6, $3, $4, $7, 0, $8, $9 FROM held
+    RETURNING id
+){{remember}}
+SELECT count(*) FROM task
+"""  # noqa: S608 - only this module's constants are formatted in; values are bind parameters
+CREATE = _CREATE.format(remember="")
+# $10 key, $11 request hash. A plain INSERT: a key already there (live, or expired and not yet
+# purged) fails the whole statement on the primary key; see FORGET_EXPIRED_KEY.
+CREATE_WITH_KEY = _CREATE.format(remember=""", remembered AS (
+    INSERT INTO idempotency_keys (account_id, key, request_hash, task_id, created_at)
+    SELECT id, $10, $11, $1, $4 FROM held
+)""")
+# $1 account, $2 key, $3 expired before. Run only when a create's key collided: an expired key is
+# dropped so that the create can take the name over; zero rows means the key is live.
+FORGET_EXPIRED_KEY = "DELETE FROM idempotency_keys WHERE account_id = $1 AND key = $2 AND created_at < $3"
+
+# $1 types, $2 limit, $3 owner, $4 lease expiry, $5 now. MATERIALIZED: the pick runs once (as a
+# plain subquery the planner may rerun it per row, and LIMIT then takes more than $2 rows); SKIP
+# LOCKED: concurrent claimers take disjoint rows instead of queueing on one another.
+_CLAIM = f"""
+WITH picked AS MATERIALIZED (
+    SELECT id FROM tasks
+    WHERE status = '{_PENDING}' AND type = ANY($1::text[]) {{builtin}}
+    ORDER BY created_at LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks SET status = '{_RUNNING}', lease_owner = $3, lease_expires_at = $4,
+                 started_at = coalesce(started_at, $5), attempts = attempts + 1
+WHERE id IN (SELECT id FROM picked) AND status = '{_PENDING}'
+RETURNING {_COLUMNS}
+"""  # noqa: S608
+CLAIM = {True: _CLAIM.format(builtin="AND NOT pool_only"), False: _CLAIM.format(builtin="")}
+
+# The one place on PostgreSQL where tasks end. $1 ids, $2 lease owners, $3 attempts, $4 solutions,
+# $5 webhook delivery ids (one per task); $6 terminal status, $7 error code, $8 error message,
+# $9 capture (true: the account keeps paying the held price; false: it is released), $10 now.
+#
+# Fenced (completions, a worker's rejection): only while the lease holds (running, same owner,
+# same attempt). Unfenced (a client's cancel, a deadline): any live task. The accounts are settled
+# with one UPDATE per account, locked in id order (two batches lock shared accounts in the same
+# order, so they never deadlock), and the ledger's unique (task, kind) refuses a second settlement.
+_END = f"""
+WITH batch AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[])
+        AS b(id, owner, attempt, solution, delivery_id)
+), done AS (
+    UPDATE tasks t SET status = $6, solution = b.solution, error_code = $7, error_message = $8,
+                       cost = CASE WHEN $9::boolean THEN t.price ELSE 0 END, completed_at = $10,
+                       lease_owner = NULL, lease_expires_at = NULL
+    FROM batch b
+    WHERE t.id = b.id AND {{fence}}
+    RETURNING {_T_COLUMNS}, b.delivery_id
+), owed AS (
+    SELECT account_id, sum(price) AS amount FROM done GROUP BY account_id
+), locked AS (
+    SELECT a.id, o.amount FROM accounts a JOIN owed o ON o.account_id = a.id ORDER BY a.id FOR UPDATE OF a
+), settled AS (
+    UPDATE accounts a SET held = a.held - l.amount,
+                          available = a.available + CASE WHEN $9::boolean THEN 0 ELSE l.amount END
+    FROM locked l WHERE a.id = l.id
+), entries AS (
+    INSERT INTO ledger (account_id, task_id, kind, available_delta, held_delta, created_at)
+    SELECT account_id, id, CASE WHEN $9::boolean THEN 'capture' ELSE 'release' END,
+           CASE WHEN $9::boolean THEN 0 ELSE price END, -price, $10
+    FROM done
+), deliveries AS (
+    INSERT INTO webhook_deliveries (id, task_id, account_id, url, status, attempts, next_attempt_at, created_at)
+    SELECT delivery_id, id, account_id, callback_url, 'pending', 0, $10, $10 FROM done
+    WHERE callback_url IS NOT NULL
+)
+SELECT {_COLUMNS} FROM done
+"""  # noqa: S608
+END = {
+    True: _END.format(fence=f"t.status = '{_RUNNING}' AND t.lease_owner = b.owner AND t.attempts = b.attempt"),
+    False: _END.format(fence=f"t.status IN ('{_PENDING}', '{_RUNNING}')"),
+}
+
+# $1 now, $2 limit. Unlocked: the end statement that follows re-checks that each task is live, so
+# two reapers that pick the same ids end each task once (the second finds it ended and skips it).
+OVERDUE = f"""
+SELECT id FROM tasks WHERE status IN ('{_PENDING}', '{_RUNNING}') AND deadline_at < $1
+ORDER BY deadline_at LIMIT $2
+"""  # noqa: S608
+
+VIEW = f"SELECT {', '.join(VIEW_COLUMNS)} FROM tasks WHERE id = $1"  # noqa: S608

@@ -1,0 +1,168 @@
+"""The per-task operations on SQLite, as units of work over a ``Writer``.
+
+SQLite statements are in-process calls (microseconds each), so each operation is composed from
+a few plain statements in one ``BEGIN IMMEDIATE`` transaction on the writer thread; the write lock
+taken up front excludes every other writer, so no row locking is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, insert, select, update
+
+from cracker.domain.clock import new_id
+from cracker.domain.tasks import ClaimedTask, Task, TaskStatus
+from cracker.domain.workers import Completion
+from cracker.store import idempotency, webhooks
+from cracker.store.interface import NewTask, Rejection
+from cracker.store.rows import dumps, task_from_row
+from cracker.store.schema import tasks
+from cracker.store.units import LIVE, Writer
+
+_PENDING, _RUNNING = TaskStatus.PENDING.value, TaskStatus.RUNNING.value
+
+_INSERT_TASK = insert(tasks).returning(tasks)
+
+
+def _claim_statement(builtin_only: bool) -> Any:
+    pending = (
+        select(tasks.c.id)
+        .where(tasks.c.status == _PENDING, tasks.c.type.in_(bindparam("p_types", expanding=True)))
+        .order_by(tasks.c.created_at)
+        .limit(bindparam("p_limit"))
+    )
+    if builtin_only:
+        pending = pending.where(tasks.c.pool_only.is_(False))
+    return (
+        update(tasks)
+        .where(tasks.c.id.in_(pending.scalar_subquery()), tasks.c.status == _PENDING)
+        .values(
+            status=_RUNNING,
+            lease_owner=bindparam("p_owner"),
+            lease_expires_at=bindparam("p_expires"),
+            started_at=func.coalesce(tasks.c.started_at, bindparam("p_now")),
+            attempts=tasks.c.attempts + 1,
+        )
+        .returning(tasks)
+    )
+
+
+_CLAIMS = {builtin_only: _claim_statement(builtin_only) for builtin_only in (False, True)}
+
+
+def _finish_statement(fenced: bool, captured: bool) -> Any:
+    conditions = [tasks.c.id == bindparam("p_id"), tasks.c.status.in_(LIVE)]
+    if fenced:
+        conditions += [
+            tasks.c.status == _RUNNING,
+            tasks.c.lease_owner == bindparam("p_owner"),
+            tasks.c.attempts == bindparam("p_attempt"),
+        ]
+    return (
+        update(tasks)
+        .where(and_(*conditions))
+        .values(
+            status=bindparam("p_status"),
+            solution=bindparam("p_solution"),
+            error_code=bindparam("p_error_code"),
+            error_message=bindparam("p_error_message"),
+            # cost is what the account paid: the held price when captured, else zero.
+            cost=tasks.c.price if captured else 0,
+            completed_at=bindparam("p_now"),
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        .returning(tasks)
+    )
+
+
+_FINISH = {
+    (fenced, captured): _finish_statement(fenced, captured) for fenced in (False, True) for captured in (False, True)
+}
+
+
+def create(tx: Writer, new: NewTask) -> Task | None:
+    if not tx.hold(new.account_id, new.task_id, new.price, new.created_at):
+        return None
+    row = tx.conn.execute(_INSERT_TASK, {
+        "id": new.task_id, "account_id": new.account_id, "type": new.type, "status": _PENDING,
+        "params": dumps(new.params), "price": new.price, "created_at": new.created_at,
+        "deadline_at": new.deadline_at, "attempts": 0, "callback_url": new.callback_url,
+        "pool_only": new.pool_only,
+    }).one()
+    key = new.idempotency
+    if key is not None:
+        # A live key of the same name fails this insert on the primary key: the transaction rolls
+        # back, hold and task with it.
+        idempotency.remember_key(
+            tx, new.account_id, key.key, key.request_hash, new.task_id, new.created_at, key.expired_before
+        )
+    return task_from_row(row)
+
+
+def claim(
+    tx: Writer, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float, builtin_only: bool
+) -> list[ClaimedTask]:
+    rows = tx.conn.execute(_CLAIMS[builtin_only], {
+        "p_types": list(types), "p_limit": limit, "p_owner": owner, "p_expires": now + lease_s, "p_now": now,
+    })
+    claimed = sorted((task_from_row(r) for r in rows), key=lambda t: t.created_at)  # RETURNING has no order
+    return [ClaimedTask(task=t, lease_owner=owner, attempt=t.attempts) for t in claimed]
+
+
+def _end(
+    tx: Writer, task_id: str, status: TaskStatus, now: float, *, capture: bool, fence: tuple[str, int] | None,
+    solution: dict[str, Any] | None = None, error_code: str | None = None, error_message: str | None = None,
+) -> Task | None:
+    """End a live task and settle it: the one place on SQLite where a task ends.
+
+    The task row turns terminal (fenced by its lease when ``fence`` is given), its hold is captured
+    or released with the ledger row, and a task with a callback gets its webhook outbox row, all
+    in the caller's transaction. None, and nothing written, when the task was not live or the
+    fence failed.
+    """
+    owner, attempt = fence if fence is not None else (None, None)
+    row = tx.conn.execute(_FINISH[(fence is not None, capture)], {
+        "p_id": task_id, "p_owner": owner, "p_attempt": attempt, "p_status": status.value,
+        "p_solution": dumps(solution) if solution is not None else None, "p_error_code": error_code,
+        "p_error_message": error_message, "p_now": now,
+    }).first()
+    if row is None:
+        return None
+    task = task_from_row(row)
+    tx.settle(task, capture=capture, now=now)
+    if task.callback_url is not None:
+        webhooks.enqueue_delivery(tx, new_id(), task.id, task.account_id, task.callback_url, now)
+    return task
+
+
+def complete(tx: Writer, items: Sequence[Completion], now: float) -> list[Task]:
+    done = []
+    for item in items:
+        task = _end(
+            tx, item.task_id, TaskStatus.COMPLETED, now, capture=True, fence=(item.lease_owner, item.attempt),
+            solution=item.solution,
+        )
+        if task is not None:
+            done.append(task)
+    return done
+
+
+def reject(tx: Writer, task_id: str, rejection: Rejection, now: float, fence: tuple[str, int] | None) -> Task | None:
+    return _end(
+        tx, task_id, TaskStatus.REJECTED, now, capture=rejection.charged, fence=fence,
+        error_code=rejection.code, error_message=rejection.message,
+    )
+
+
+def reject_overdue(tx: Writer, rejection: Rejection, now: float, limit: int) -> list[Task]:
+    overdue = tx.conn.execute(
+        select(tasks.c.id)
+        .where(tasks.c.status.in_(LIVE), tasks.c.deadline_at < now)
+        .order_by(tasks.c.deadline_at)
+        .limit(limit)
+    )
+    ended = [reject(tx, row.id, rejection, now, None) for row in overdue.all()]
+    return [task for task in ended if task is not None]
