@@ -31,7 +31,9 @@ async def test_every_process_kind_runs_the_reaper_and_retention_with_its_setting
         (retention,) = [job for job in runtime.jobs if isinstance(job, Retention)]
         assert reaper.interval_s == 0.2
         assert retention.retention_s == 1234.0
-        assert len(runtime.workers) == (worker is not None)
+        # A worker runs as two lanes: image-to-text has slots of its own (worker/lanes.py).
+        assert sorted(lane.types == ["image-to-text"] for lane in runtime.workers) == (
+            [] if worker is None else [False, True])
         # Webhooks are sent from API processes only.
         assert (runtime.dispatcher is not None) == (kind is ProcessKind.API)
     finally:
