@@ -21,8 +21,8 @@ from cracker.domain.accounts import Scope
 from cracker.sdk import verify_webhook
 from cracker.store.notify import asyncpg_dsn
 from tests.conftest import TURNSTILE_PASS, Api, LiveServer, cracker_cli, started_server, wait_terminal
-from tests.store.conftest import postgres_admin_url
-from tests.test_client_features import Receiver, receiver  # noqa: F401 - the fixture
+from tests.integration.store.conftest import postgres_admin_url
+from tests.integration.test_client_features import Receiver, receiver  # noqa: F401 - the fixture
 
 TURNSTILE = {"url": "https://example.com", "site_key": TURNSTILE_PASS}
 

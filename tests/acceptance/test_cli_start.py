@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 import cracker
 from tests.conftest import cracker_cli, free_port, started_server
-from tests.store.conftest import postgres_admin_url
+from tests.integration.store.conftest import postgres_admin_url
 
 
 def _env(tmp_path: Path, database_url: str | None = None) -> dict[str, str]:
