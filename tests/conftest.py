@@ -29,6 +29,26 @@ HCAPTCHA_KEY = "10000000-ffff-ffff-ffff-000000000001"
 RECAPTCHA_V2_KEY = "6LeIxAcTAAAAAJcZVRqyHh71UMIEGNQ_MXjiZKhI"
 
 
+# --- tiers: tests/unit (no database, no server), tests/integration (real databases, the app in
+# process), tests/acceptance (the real server as a subprocess over HTTP); one command runs all ---
+
+_HEAVIER_FIXTURES = {
+    "unit": {"api", "api_factory", "live_server", "store_url", "postgres_url", "sqlite_url"},
+    "integration": {"live_server"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test in a tier uses no fixture of a heavier one (so `pytest tests/unit` stays fast and needs
+    no database); a test that does belongs one folder up."""
+    for item in items:
+        parts = Path(str(item.path)).parts
+        tier = next((t for t in _HEAVIER_FIXTURES if t in parts), None)
+        used = _HEAVIER_FIXTURES.get(tier, set()) & set(getattr(item, "fixturenames", ())) if tier else set()
+        if used:
+            raise pytest.UsageError(f"{item.nodeid} is in tests/{tier} but uses {sorted(used)}: move it up a tier")
+
+
 # --- no silent skips in CI ---
 
 #: Skips that depend on the CPU, not on what the test setup installed: allowed in CI too.

@@ -11,8 +11,7 @@ import pytest
 
 from cracker.domain.accounts import Scope
 from cracker.domain.catalogue import CATALOGUE
-
-from .conftest import TURNSTILE_PASS, Api
+from tests.conftest import TURNSTILE_PASS, Api
 
 TURNSTILE = {"url": "https://example.com/login", "site_key": TURNSTILE_PASS}
 UUID7 = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"

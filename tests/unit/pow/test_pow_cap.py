@@ -61,7 +61,7 @@ async def test_redeemed_by_capjs_server(engine: PowEngine) -> None:
 
 async def test_redeemed_by_official_node_server(engine: PowEngine) -> None:
     if shutil.which("node") is None or not (NODE_DIR / "node_modules" / "@cap.js" / "server").is_dir():
-        reason = "needs node and `npm ci` in tests/pow/node (scripts/test.sh runs it where npm exists)"
+        reason = "needs node and `npm ci` in tests/unit/pow/node (scripts/test.sh runs it where npm exists)"
         if os.environ.get("CI"):
             pytest.fail(reason)  # CI has node: a silent skip there would hide a lost check
         pytest.skip(reason)

@@ -6,8 +6,7 @@ import asyncio
 from collections import Counter
 
 from cracker.runtime import Runtime
-
-from .conftest import TURNSTILE_PASS, Api, wait_terminal
+from tests.conftest import TURNSTILE_PASS, Api, wait_terminal
 
 TURNSTILE = {"url": "https://example.com", "site_key": TURNSTILE_PASS}
 

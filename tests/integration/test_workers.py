@@ -14,8 +14,7 @@ import httpx
 from cracker.domain.accounts import Scope
 from cracker.domain.workers import WorkerKind
 from cracker.store import leases
-
-from .conftest import TURNSTILE_PASS, Api, wait_terminal
+from tests.conftest import TURNSTILE_PASS, Api, wait_terminal
 
 REAL_TURNSTILE = {"url": "https://shop.example", "site_key": "0x4AAAAAAAreal"}
 TEST_TURNSTILE = {"url": "https://shop.example", "site_key": TURNSTILE_PASS}

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from .conftest import TURNSTILE_PASS, LiveServer
+from tests.conftest import TURNSTILE_PASS, LiveServer
 
 TURNSTILE = {"url": "https://example.com", "site_key": TURNSTILE_PASS}
 

@@ -6,11 +6,9 @@ import asyncio
 import json
 import os
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +20,9 @@ from sqlalchemy.engine import make_url
 from cracker.domain.accounts import Scope
 from cracker.sdk import verify_webhook
 from cracker.store.notify import asyncpg_dsn
-from tests.conftest import TURNSTILE_PASS, Api, LiveServer, cracker_cli, free_port, wait_terminal
-from tests.store.conftest import postgres_admin_url
-from tests.test_client_features import Receiver, receiver  # noqa: F401 - the fixture
+from tests.conftest import TURNSTILE_PASS, Api, LiveServer, cracker_cli, started_server, wait_terminal
+from tests.integration.store.conftest import postgres_admin_url
+from tests.integration.test_client_features import Receiver, receiver  # noqa: F401 - the fixture
 
 TURNSTILE = {"url": "https://example.com", "site_key": TURNSTILE_PASS}
 
@@ -151,35 +149,13 @@ def fresh_postgres_database() -> Iterator[str]:
 
 @pytest.fixture
 def two_postgres_servers(tmp_path: Path) -> Iterator[tuple[list[str], dict[str, str]]]:
-    with fresh_postgres_database() as url:
-        env = {**os.environ, "CRACKER_DATABASE_URL": url, "CRACKER_AUTH_CACHE_S": "2",
-               "CRACKER_CPU_WORKERS": "1", "CRACKER_RATE_LIMIT_PER_S": "1000", "CRACKER_RATE_LIMIT_BURST": "1000"}
-        assert cracker_cli("migrate", env=env).returncode == 0
-        servers: list[subprocess.Popen[bytes]] = []
-        urls: list[str] = []
-        try:
-            for n in range(2):
-                port = free_port()
-                with (tmp_path / f"server{n}.log").open("wb") as log:  # the child keeps its own descriptor
-                    servers.append(subprocess.Popen(
-                        [sys.executable, "-m", "cracker", "serve", "--port", str(port)], env=env, stdout=log,
-                        stderr=subprocess.STDOUT))
-                urls.append(f"http://127.0.0.1:{port}")
-            for base in urls:
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        if httpx.get(f"{base}/v2/health", timeout=1).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    assert time.monotonic() < deadline, "a server did not start"
-                    time.sleep(0.1)
-            yield urls, env
-        finally:
-            for server in servers:
-                server.terminate()
-                server.wait(timeout=30)
+    with fresh_postgres_database() as url, ExitStack() as stack:
+        settings = {"CRACKER_DATABASE_URL": url, "CRACKER_AUTH_CACHE_S": "2"}
+        servers = []
+        for name in ("first", "second"):
+            (tmp_path / name).mkdir()
+            servers.append(stack.enter_context(started_server(tmp_path / name, **settings)))
+        yield [server.base_url for server in servers], servers[0].env
 
 
 def test_revocation_reaches_every_process_within_the_auth_cache(

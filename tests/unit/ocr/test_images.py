@@ -1,8 +1,7 @@
-"""Creation-time image checks: header only, clear reasons, and the 422 they turn into over the API."""
+"""Creation-time image checks: header only, clear reasons (the API's answers: tests/integration/test_ocr_tasks.py)."""
 
 from __future__ import annotations
 
-import base64
 import io
 import struct
 import zlib
@@ -11,8 +10,6 @@ import pytest
 from PIL import Image
 
 from cracker.domain.images import image_problem
-
-from ..conftest import Api, wait_terminal
 
 
 def _encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
@@ -55,28 +52,3 @@ def test_single_frame_png_jpeg_gif_pass(fmt: str) -> None:
 def test_bad_images_have_a_reason(name: str, data: bytes, reason: str) -> None:
     problem = image_problem(data)
     assert problem is not None and reason in problem
-
-
-@pytest.mark.parametrize(("name", "data", "reason"), BAD_IMAGES, ids=[case[0] for case in BAD_IMAGES])
-async def test_bad_images_are_refused_at_creation(api: Api, name: str, data: bytes, reason: str) -> None:
-    async with await api.client_for() as client:
-        response = await client.post("/v2/tasks/image-to-text", json={"image_b64": base64.b64encode(data).decode()})
-        balance = (await client.get("/v2/balance")).json()
-    assert response.status_code == 422, response.text
-    error = response.json()["error"]
-    assert error["code"] == "validation_failed"
-    assert [(d["field"], d["code"]) for d in error["details"]] == [("image_b64", "invalid_image")]
-    assert balance["held"] == "0.0000"
-
-
-async def test_corrupt_pixels_behind_a_valid_header_end_the_task_invalid_image(api: Api) -> None:
-    if "image-to-text" not in api.runtime.solvers.types:
-        pytest.skip("OcrSolver is not wired into the runtime")
-    corrupt = base64.b64encode(png_declaring(40, 20, b"not zlib data")).decode()
-    assert image_problem(base64.b64decode(corrupt)) is None  # so creation accepts it
-    async with await api.client_for() as client:
-        created = await client.post("/v2/tasks/image-to-text", json={"image_b64": corrupt})
-        assert created.status_code == 201, created.text
-        done = await wait_terminal(client, created.json()["task_id"])
-    assert done["status"] == "rejected"
-    assert done["error"]["code"] == "invalid_image"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import HCAPTCHA_KEY, RECAPTCHA_V2_KEY, TURNSTILE_FAIL, TURNSTILE_PASS, Api, wait_terminal
+from tests.conftest import HCAPTCHA_KEY, RECAPTCHA_V2_KEY, TURNSTILE_FAIL, TURNSTILE_PASS, Api, wait_terminal
 
 ENVELOPE_FIELDS = {"task_id", "type", "status", "solution", "error", "cost", "created_at", "started_at",
                    "completed_at"}

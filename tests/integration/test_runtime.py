@@ -14,8 +14,7 @@ from cracker.jobs import Reaper, Retention
 from cracker.runtime import ProcessKind, WorkerSpec, build_runtime
 from cracker.store import NewTask, Rejection, Writer, open_store
 from cracker.store.migrate import migrate
-
-from .conftest import make_settings
+from tests.conftest import make_settings
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ from typing import Any
 import altcha
 import capjs_server
 
-from .conftest import Api, wait_terminal
-from .pow.test_pow_friendly import passes, random_puzzle
-from .pow.test_pow_mcaptcha import independent_score
+from tests.conftest import Api, wait_terminal
+from tests.unit.pow.test_pow_friendly import passes, random_puzzle
+from tests.unit.pow.test_pow_mcaptcha import independent_score
 
 
 async def solve(api: Api, task_type: str, fields: dict[str, Any]) -> dict[str, Any]:

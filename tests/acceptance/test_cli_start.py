@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import concurrent.futures
 import os
 import signal
 import socket
@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 import cracker
-from tests.conftest import cracker_cli, free_port
-from tests.store.conftest import postgres_admin_url
+from tests.conftest import cracker_cli, free_port, started_server
+from tests.integration.store.conftest import postgres_admin_url
 
 
 def _env(tmp_path: Path, database_url: str | None = None) -> dict[str, str]:
@@ -108,43 +108,59 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process tree from /proc")
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_serve_stops_cleanly_on_a_stop_signal(tmp_path: Path, stop_signal: signal.Signals) -> None:
-    port, env = free_port(), _env(tmp_path)
-    created = cracker_cli("accounts", "create", "--name", "stop", "--balance", "1.00", "--json", env=env)
-    key = json.loads(created.stdout)["api_key"]
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "cracker", "serve", "--port", str(port)],
-                               env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/v2/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-            time.sleep(0.1)
-        # A proof-of-work task, so that the solver processes exist when the signal comes.
-        headers = {"x-solvium-auth": key}
-        task = httpx.post(f"{base}/v2/tasks/pow-sha256", json={"data": "stop", "difficulty": 2}, headers=headers).json()
-        ended = httpx.get(f"{base}/v2/tasks/{task['task_id']}?wait=30", headers=headers, timeout=40).json()
-        assert ended["status"] == "completed", ended
-        children = _children(process.pid)
-        assert children, "the server should have started its proof-of-work processes"
-        process.send_signal(stop_signal)
-        assert process.wait(timeout=30) == 0, (tmp_path / "serve.log").read_text()
-    finally:
-        if process.poll() is None:
-            process.kill()
-        log.close()
+def _assert_gone(children: set[int], log: Path) -> None:
     # The forkserver and resource tracker notice their parent's exit on their own, a moment later
     # on a loaded machine; none may outlive it by more than that.
     deadline = time.monotonic() + 10
     while [pid for pid in children if _alive(pid)] and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [pid for pid in children if _alive(pid)], "the server left processes behind"
-    assert "Traceback" not in (tmp_path / "serve.log").read_text()
+    assert not [pid for pid in children if _alive(pid)], "the process left processes behind"
+    assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process tree from /proc")
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_serve_stops_cleanly_on_a_stop_signal(tmp_path: Path, stop_signal: signal.Signals) -> None:
+    """A stop answers the long-poll in flight, exits 0 and leaves no solver process behind."""
+    with started_server(tmp_path, CRACKER_CPU_WORKERS="1") as server:
+        headers = {"x-solvium-auth": server.new_account("1.00")[1]}
+        base = server.base_url
+        # A proof-of-work task, so that the solver processes exist when the signal comes.
+        task = httpx.post(f"{base}/v2/tasks/pow-sha256", json={"data": "stop", "difficulty": 2}, headers=headers).json()
+        ended = httpx.get(f"{base}/v2/tasks/{task['task_id']}?wait=30", headers=headers, timeout=40).json()
+        assert ended["status"] == "completed", ended
+        children = _children(server.process.pid)
+        assert children, "the server should have started its proof-of-work processes"
+        # A long-poll in flight when the signal comes: about 2**24 hashes, a second or more of work.
+        slow = httpx.post(f"{base}/v2/tasks/pow-sha256", json={"data": "slow", "difficulty": 6}, headers=headers).json()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            polling = pool.submit(httpx.get, f"{base}/v2/tasks/{slow['task_id']}?wait=60", headers=headers, timeout=90)
+            time.sleep(0.3)
+            server.process.send_signal(stop_signal)
+            assert server.process.wait(timeout=90) == 0, (tmp_path / "server.log").read_text()
+            answer = polling.result()
+        assert answer.status_code == 200 and answer.json()["task_id"] == slow["task_id"], answer.text
+    _assert_gone(children, tmp_path / "server.log")
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process tree from /proc")
+def test_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert cracker_cli("migrate", env=env).returncode == 0
+    log_path = tmp_path / "worker.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "cracker", "worker", "--concurrency", "2"],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "serving" not in log_path.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        children = _children(process.pid)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log_path.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "stopping" in log_path.read_text()
+    _assert_gone(children, log_path)

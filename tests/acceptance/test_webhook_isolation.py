@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import TURNSTILE_PASS, LiveServer, started_server
-from .receivers import receiver
+from tests.acceptance.receivers import receiver
+from tests.conftest import TURNSTILE_PASS, LiveServer, started_server
 
 TURNSTILE = {"url": "https://example.com", "site_key": TURNSTILE_PASS}
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .conftest import LiveServer, started_server
-from .test_api_errors import assert_envelope
+from tests.conftest import LiveServer, started_server
+from tests.integration.test_api_errors import assert_envelope
 
 BOGUS_KEY = "ck_" + "B" * 43
 

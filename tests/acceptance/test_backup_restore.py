@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.acceptance.test_keys_and_secrets import fresh_postgres_database
 from tests.conftest import TURNSTILE_PASS, LiveServer, started_server
-from tests.test_keys_and_secrets import fresh_postgres_database
 
 TURNSTILE = {"url": "https://example.com", "site_key": TURNSTILE_PASS}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import TURNSTILE_FAIL, TURNSTILE_PASS, Api, wait_terminal
+from tests.conftest import TURNSTILE_FAIL, TURNSTILE_PASS, Api, wait_terminal
 
 
 async def test_metrics_per_type(api_factory) -> None:  # type: ignore[no-untyped-def]

@@ -10,9 +10,8 @@ import httpx
 import pytest
 
 from cracker.api.middleware import RequestContextMiddleware
-
-from .conftest import TURNSTILE_PASS, Api, LiveServer
-from .test_api_errors import assert_envelope
+from tests.conftest import TURNSTILE_PASS, Api, LiveServer
+from tests.integration.test_api_errors import assert_envelope
 
 CAP = {"challenge": {"c": 1, "s": 8, "d": 1}, "token": "t"}
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .conftest import TURNSTILE_PASS, Api, free_port, wait_terminal
+from tests.conftest import TURNSTILE_PASS, Api, free_port, wait_terminal
 
 TURNSTILE = {"url": "https://example.com", "site_key": TURNSTILE_PASS}
 

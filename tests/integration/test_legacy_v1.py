@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import HCAPTCHA_KEY, RECAPTCHA_V2_KEY, TURNSTILE_FAIL, TURNSTILE_PASS, Api
+from tests.conftest import HCAPTCHA_KEY, RECAPTCHA_V2_KEY, TURNSTILE_FAIL, TURNSTILE_PASS, Api
 
 
 async def poll_v1(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 from cracker.domain.catalogue import API_CODES, CATALOGUE, TASK_CODES
-
-from .conftest import Api
+from tests.conftest import Api
 
 # The published table, exactly: code -> (HTTP status, retryable).
 PUBLISHED_API_ERRORS = {

@@ -25,8 +25,7 @@ from cracker.sdk import (
     verify_webhook,
 )
 from cracker.sdk._errors import ERROR_CLASSES
-
-from .conftest import HCAPTCHA_KEY, TURNSTILE_FAIL, TURNSTILE_PASS, Api, LiveServer
+from tests.conftest import HCAPTCHA_KEY, TURNSTILE_FAIL, TURNSTILE_PASS, Api, LiveServer
 
 
 def test_importable_with_only_httpx() -> None:

@@ -25,8 +25,7 @@ import httpx
 import pytest
 
 from cracker.ocr_training.generators import samples
-
-from .conftest import LiveServer, started_server
+from tests.conftest import LiveServer, started_server
 
 #: The flood server's task timeout: long enough that work held until the deadline on the old
 #: code is unmistakable, and flood tasks are cancelled at the end of each test anyway.

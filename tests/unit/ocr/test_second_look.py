@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -13,8 +12,6 @@ from cracker.solvers.ocr import Hints
 from cracker.solvers.ocr.decoding import Reading
 from cracker.solvers.ocr.reader import OcrReader
 from cracker.solvers.ocr.second_look import DOUBTFUL_BELOW, HOPELESS_BELOW, VIEWS, views, vote
-
-from ..conftest import make_settings, running_api
 
 
 @pytest.mark.parametrize("size", [(1, 1), (2, 1), (3, 2), (1, 40), (160, 60)])
@@ -79,12 +76,3 @@ def test_the_second_look_honours_the_hints(reader: OcrReader, fresh_captchas: li
     images = [s.image for s in fresh_captchas]
     for reading in reader.read(images, Hints(charset="abc123", min_length=5, max_length=5)):
         assert reading is not None and len(reading.text) == 5 and set(reading.text.casefold()) <= set("abc123")
-
-
-@pytest.mark.parametrize("second_look", [True, False])
-async def test_operators_choose_the_second_look_with_a_setting(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, second_look: bool
-) -> None:
-    monkeypatch.setenv("CRACKER_OCR_SECOND_LOOK", "true" if second_look else "false")
-    async with running_api(make_settings(tmp_path)) as api:
-        assert api.runtime.ocr.batcher.reader.second_look is second_look
