@@ -245,3 +245,36 @@ async def test_an_absurd_attempt_number_is_a_validation_error(api: Api) -> None:
         )
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["field"] == "attempt"
+
+
+async def test_a_task_that_cannot_be_sent_is_ended_uncharged_and_the_rest_of_the_batch_is_leased(
+    api_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    """A stored task whose parameters the lease answer cannot serialise (an integer beyond 64 bits,
+    as creation accepted before numbers were bounded) once made the lease call answer 500 after the
+    claim committed: every task of the batch, other accounts' too, stayed running unseen until its
+    deadline. Now that task ends ``invalid_params`` (uncharged) and the others are handed out."""
+    import json
+
+    from sqlalchemy import update
+
+    from cracker.store.schema import tasks as tasks_table
+
+    async with api_factory() as api:
+        async with await api.client_for("1.00") as victim, await api.client_for("1.00") as other, \
+                worker_client(api) as pool:
+            worker = await register(pool, ["turnstile"], concurrency=5)
+            broken = (await victim.post("/v2/tasks/turnstile", json=REAL_TURNSTILE)).json()["task_id"]
+            fine = (await other.post("/v2/tasks/turnstile", json=REAL_TURNSTILE)).json()["task_id"]
+            params = {**REAL_TURNSTILE, "cdata": "x", "vendor": {"n": 2**70}}
+
+            def corrupt(tx: Any) -> None:
+                tx.conn.execute(update(tasks_table).where(tasks_table.c.id == broken).values(params=json.dumps(params)))
+
+            await api.runtime.store.write(corrupt)
+            leased = await lease(pool, worker["worker_id"], max_tasks=10)
+            ended = await wait_terminal(victim, broken)
+            victim_balance = (await victim.get("/v2/balance")).json()
+    assert [t["task_id"] for t in leased] == [fine]
+    assert ended["status"] == "rejected" and ended["error"]["code"] == "invalid_params"
+    assert victim_balance == {"balance": "1.0000", "held": "0.0000", "currency": "USD"}
