@@ -10,6 +10,8 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import pytest
 import uvicorn
@@ -231,6 +233,49 @@ async def test_webhook_is_signed_retried_and_logged(api_factory, receiver: Recei
     (delivery,) = log["deliveries"]
     assert delivery["status"] == "delivered" and delivery["url"] == receiver.url
     assert [(a["attempt"], a["status_code"]) for a in delivery["attempts"]] == [(1, 500), (2, 503), (3, 204)]
+    # The documented schedule (5 s, then 15 s after a failure), scaled by 0.01: lower bounds, which
+    # no machine's slowness can break, and which a zero backoff fails.
+    at = [datetime.fromisoformat(a["at"].replace("Z", "+00:00")).timestamp() for a in delivery["attempts"]]
+    assert at[1] - at[0] >= 5 * 0.01 * 0.9 and at[2] - at[1] >= 15 * 0.01 * 0.9, at
+
+
+async def test_a_webhook_that_always_fails_is_given_up_after_a_day(api_factory, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    """Retries stop 24 h after the task ended: the delivery is marked ``failed`` with no next attempt
+    (the day is made to have passed by moving the delivery's creation back, not by waiting)."""
+    from sqlalchemy import update
+
+    from cracker.store.schema import webhook_deliveries
+
+    receiver.statuses = [500] * 100
+    async with api_factory(
+        webhook_allow_private=True, webhook_allow_any_port=True, webhook_poll_s=0.05, webhook_backoff_scale=0.01
+    ) as api:
+        async with await api.client_for() as client:
+            created = (await client.post(
+                "/v2/tasks/turnstile", json={**TURNSTILE, "callback_url": receiver.url}
+            )).json()
+            await wait_terminal(client, created["task_id"])
+            for _ in range(200):
+                if receiver.received:
+                    break
+                await asyncio.sleep(0.02)
+
+            def a_day_ago(tx: Any) -> None:
+                tx.conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.task_id == created["task_id"])
+                                .values(created_at=time.time() - 24 * 3600))
+
+            await api.runtime.store.write(a_day_ago)
+            for _ in range(200):
+                log = (await client.get(f"/v2/tasks/{created['task_id']}/deliveries")).json()
+                if log["deliveries"][0]["status"] != "pending":
+                    break
+                await asyncio.sleep(0.05)
+            sent = len(receiver.received)
+            await asyncio.sleep(0.5)  # several schedule steps at this scale: nothing more is sent
+    (delivery,) = log["deliveries"]
+    assert delivery["status"] == "failed" and delivery["next_attempt_at"] is None
+    assert len(delivery["attempts"]) >= 2 and all(a["status_code"] == 500 for a in delivery["attempts"])
+    assert len(receiver.received) == sent
 
 
 async def test_callbacks_to_private_addresses_are_refused_by_default(api: Api) -> None:
