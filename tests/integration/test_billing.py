@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Any
 
+from cracker.domain.tasks import ClaimedTask, Task
+from cracker.domain.workers import Completion
 from cracker.runtime import Runtime
 from tests.conftest import TURNSTILE_PASS, Api, wait_terminal
 
@@ -18,6 +21,13 @@ async def assert_ledger_matches_balances(runtime: Runtime) -> None:
         assert available >= 0 and held >= 0
 
 
+async def complete(api: Api, claim: ClaimedTask, solution: dict[str, Any]) -> Task | None:
+    """Complete the way production does: through the worker service's group-committing batcher."""
+    return await api.runtime.worker_service.complete(
+        Completion(claim.task.id, claim.lease_owner, claim.attempt, solution)
+    )
+
+
 async def test_hold_then_capture(api_factory) -> None:  # type: ignore[no-untyped-def]
     async with api_factory(in_process_workers=False) as api:
         async with await api.client_for("1.00") as client:
@@ -26,7 +36,7 @@ async def test_hold_then_capture(api_factory) -> None:  # type: ignore[no-untype
             claims = await api.runtime.tasks.claim(["turnstile"], "test-worker", 10, 60)
             assert [c.task.id for c in claims] == [created["task_id"]]
             running = (await client.get(f"/v2/tasks/{created['task_id']}")).json()
-            await api.runtime.tasks.complete(claims[0], {"token": "t"})
+            await complete(api, claims[0], {"token": "t"})
             done = (await client.get(f"/v2/tasks/{created['task_id']}")).json()
             after = (await client.get("/v2/balance")).json()
         await assert_ledger_matches_balances(api.runtime)
@@ -61,9 +71,9 @@ async def test_a_lost_lease_cannot_complete_and_nothing_is_captured_twice(api_fa
         async with await api.client_for("1.00") as client:
             created = (await client.post("/v2/tasks/turnstile", json=TURNSTILE)).json()
             (claim,) = await api.runtime.tasks.claim(["turnstile"], "worker-a", 1, 60)
-            assert await api.runtime.tasks.complete(claim, {"token": "first"}) is not None
+            assert await complete(api, claim, {"token": "first"}) is not None
             # The same outcome again (a retried report, a confused worker): refused by the fence.
-            assert await api.runtime.tasks.complete(claim, {"token": "second"}) is None
+            assert await complete(api, claim, {"token": "second"}) is None
             assert await api.runtime.tasks.reject(created["task_id"], "general_error", claim=claim) is None
             assert await api.runtime.tasks.reject(created["task_id"], "general_error") is None
             done = (await client.get(f"/v2/tasks/{created['task_id']}")).json()
@@ -112,3 +122,39 @@ async def test_finished_tasks_age_out_but_the_ledger_stays(api_factory) -> None:
     assert pending_elsewhere == 0 and purged == 1
     assert gone.status_code == 404
     assert balance == {"balance": "0.9991", "held": "0.0000", "currency": "USD"}
+
+
+async def test_solver_failures_release_the_hold(api_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Every way a built-in solve fails without the client's fault gives the money back: a solver
+    that crashes (general_error), one that answers an empty token (empty_token), an image whose
+    pixels cannot be decoded (invalid_image). Each through the real in-process worker."""
+    import base64
+
+    from cracker.solvers.sandbox import SandboxSolver
+    from tests.unit.ocr.test_images import png_declaring
+
+    async def crash(self: SandboxSolver, job: Any) -> dict[str, Any]:
+        raise RuntimeError("the solver fell over")
+
+    async with api_factory() as api:
+        async with await api.client_for("1.00") as client:
+            monkeypatch.setattr(SandboxSolver, "solve", crash)
+            crashed = (await client.post("/v2/tasks/turnstile", json=TURNSTILE)).json()
+            crashed = await wait_terminal(client, crashed["task_id"])
+
+            async def empty(self: SandboxSolver, job: Any) -> dict[str, Any]:
+                return {"token": ""}
+
+            monkeypatch.setattr(SandboxSolver, "solve", empty)
+            emptied = (await client.post("/v2/tasks/turnstile", json=TURNSTILE)).json()
+            emptied = await wait_terminal(client, emptied["task_id"])
+            corrupt = base64.b64encode(png_declaring(40, 20, b"not zlib data")).decode()
+            unreadable = (await client.post("/v2/tasks/image-to-text", json={"image_b64": corrupt})).json()
+            unreadable = await wait_terminal(client, unreadable["task_id"])
+            balance = (await client.get("/v2/balance")).json()
+        await assert_ledger_matches_balances(api.runtime)
+    assert [(t["status"], t["error"]["code"], t["cost"]) for t in (crashed, emptied, unreadable)] == [
+        ("rejected", "general_error", "0.0000"), ("rejected", "empty_token", "0.0000"),
+        ("rejected", "invalid_image", "0.0000"),
+    ]
+    assert balance == {"balance": "1.0000", "held": "0.0000", "currency": "USD"}

@@ -177,7 +177,7 @@ async def test_a_task_whose_workers_keep_dying_is_rejected_worker_lost(api_facto
     assert task["status"] == "rejected"
     assert task["error"]["code"] == "worker_lost"
     assert task["error"]["retryable"] is True
-    assert balance["balance"] == "1.0000"  # released
+    assert balance == {"balance": "1.0000", "held": "0.0000", "currency": "USD"}  # released, nothing left held
 
 
 async def test_reject_with_a_charged_code_keeps_the_price(api: Api) -> None:
