@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cracker.domain.workers import Completion
 from tests.conftest import TURNSTILE_PASS, Api, free_port, wait_terminal
 
 TURNSTILE = {"url": "https://example.com", "site_key": TURNSTILE_PASS}
@@ -87,7 +88,9 @@ async def test_long_poll_answers_when_the_task_ends(api_factory) -> None:  # typ
             await asyncio.sleep(0.3)
             assert not poll.done()
             (claim,) = await api.runtime.tasks.claim(["turnstile"], "w", 1, 60)
-            await api.runtime.tasks.complete(claim, {"token": "done"})
+            await api.runtime.worker_service.complete(
+                Completion(claim.task.id, claim.lease_owner, claim.attempt, {"token": "done"})
+            )
             answer = await poll
             elapsed = time.monotonic() - started
     assert answer.status_code == 200

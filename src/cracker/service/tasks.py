@@ -239,11 +239,6 @@ class TaskService:
         done = {(task.id, task.attempts): task for task in completed}
         return [done.get((c.task_id, c.attempt)) for c in items]
 
-    async def complete(self, claim: ClaimedTask, solution: dict[str, Any]) -> Task | None:
-        """Record a solution and capture the hold; None when the lease was lost (result dropped)."""
-        (task,) = await self.complete_many([Completion(claim.task.id, claim.lease_owner, claim.attempt, solution)])
-        return task
-
     async def reject(
         self, task_id: str, code: str, message: str | None = None, *, claim: ClaimedTask | None = None
     ) -> Task | None:
