@@ -22,6 +22,7 @@ from cracker.api.middleware import RequestContextMiddleware
 from cracker.config import Settings
 from cracker.domain.workers import WorkerKind
 from cracker.runtime import Runtime
+from tests.timing import within
 
 TURNSTILE_PASS = "1x00000000000000000000AA"
 TURNSTILE_FAIL = "2x00000000000000000000AB"
@@ -231,7 +232,7 @@ def api_factory(tmp_path: Path, backend: str) -> Callable[..., Any]:
 async def wait_terminal(client: httpx.AsyncClient, task_id: str, timeout: float = 20.0) -> dict[str, Any]:
     import asyncio
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within(timeout)
     while True:
         body: dict[str, Any] = (await client.get(f"/v2/tasks/{task_id}")).json()
         if body["status"] in ("completed", "rejected") or time.monotonic() > deadline:
@@ -294,7 +295,7 @@ def started_server(tmp: Path, log_level: str = "warning", **env_overrides: str) 
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + within(60)
     while True:
         try:
             if httpx.get(f"{base_url}/v2/health", timeout=1).status_code == 200:
