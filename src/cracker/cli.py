@@ -337,9 +337,32 @@ def pools_reset(account_id: Annotated[str, typer.Argument(help="Account id")]) -
 
 @pools_app.command("show")
 def pools_show(account_id: Annotated[str, typer.Argument(help="Account id")]) -> None:
-    """The task types an account's worker pools may serve."""
-    grant = _run(lambda store: PoolPolicyService(store).get(account_id))
+    """The task types an account's worker pools may serve, and the accounts whose tasks they lease."""
+
+    async def read(store: Store) -> tuple[PoolGrant | None, list[str] | None]:
+        service = PoolPolicyService(store)
+        return await service.get(account_id), await service.served_accounts(account_id)
+
+    grant, served = _run(read)
     _print_pool_types(account_id, grant)
+    console.print(f"it leases tasks of: {', '.join(served) if served else 'every account'}")
+
+
+@pools_app.command("limit")
+def pools_limit(
+    account_id: Annotated[str, typer.Argument(help="Account id of the pool's worker keys")],
+    accounts: Annotated[str | None, typer.Option("--accounts", help="Comma-separated account ids it may serve")]
+    = None,
+    any_account: Annotated[bool, typer.Option("--any", help="Remove the limit: every account's tasks")] = False,
+) -> None:
+    """Limit an account's worker pools to the tasks of named accounts (from their next lease call)."""
+    if (accounts is None) == (not any_account):
+        raise typer.BadParameter("give --accounts a,b or --any")
+    wanted = [a.strip() for a in accounts.split(",") if a.strip()] if accounts is not None else None
+    if wanted is not None and not wanted:
+        raise typer.BadParameter("name at least one account", param_hint="--accounts")
+    served = _run(lambda store: PoolPolicyService(store).limit(account_id, wanted))
+    console.print(f"account {account_id}'s pools lease tasks of: {', '.join(served) if served else 'every account'}")
 
 
 @offers_app.command("list")

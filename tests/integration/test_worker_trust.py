@@ -200,3 +200,36 @@ async def test_a_built_in_worker_leaves_no_history(api: Api) -> None:
         history = (await admin.get(f"/v2/admin/tasks/{task_id}/history")).json()
     assert task["status"] == "completed"
     assert history["events"] == []
+
+
+# --- 4. operators limit a pool to named accounts ---
+
+
+async def test_a_pool_limited_to_named_accounts_leases_only_their_tasks(api_factory) -> None:  # type: ignore[no-untyped-def]
+    async with api_factory() as api:
+        a_id, a_key = await api.account()
+        _, b_key = await api.account()
+        async with api.client(a_key) as a, api.client(b_key) as b, worker_client(api) as pool, \
+                await admin_client(api) as admin:
+            pool_id = await pool_account(api, pool)
+            limited = await admin.put(f"/v2/admin/accounts/{pool_id}/pool-accounts", json={"accounts": [a_id]})
+            by_pool = await pool.put(f"/v2/admin/accounts/{pool_id}/pool-accounts", json={"accounts": None})
+            unknown = await admin.put(f"/v2/admin/accounts/{pool_id}/pool-accounts",
+                                      json={"accounts": ["01959e02-08fd-7000-8cbe-f682a959b3c1"]})
+            worker = await register(pool, ["vercel"])
+            theirs = (await b.post("/v2/tasks/vercel", json={"challenge_token": "b"})).json()["task_id"]
+            mine = (await a.post("/v2/tasks/vercel", json={"challenge_token": "a"})).json()["task_id"]
+            leased = await lease(pool, worker["worker_id"], max_tasks=10)
+            waiting = (await b.get(f"/v2/tasks/{theirs}")).json()["status"]
+            shown = (await admin.get(f"/v2/admin/accounts/{pool_id}/pool-accounts")).json()
+            lifted = await admin.put(f"/v2/admin/accounts/{pool_id}/pool-accounts", json={"accounts": None})
+            after = await lease(pool, worker["worker_id"], max_tasks=10)
+    assert limited.status_code == 200, limited.text
+    assert limited.json() == {"account_id": pool_id, "accounts": [a_id]}
+    assert by_pool.status_code == 401
+    assert unknown.status_code == 404
+    assert [t["task_id"] for t in leased] == [mine]
+    assert waiting == "pending"
+    assert shown["accounts"] == [a_id]
+    assert lifted.json()["accounts"] is None
+    assert [t["task_id"] for t in after] == [theirs]

@@ -60,6 +60,42 @@ class PoolPolicyService:
             raise NotFound(f"No account {account_id}")
         return grant
 
+    async def limit(self, pool_account_id: str, accounts: Sequence[str] | None) -> list[str] | None:
+        """Limit the account's pools to tasks of ``accounts`` (replacing any earlier limit); None:
+        every account's tasks again. Returns the limit now in force."""
+        wanted = sorted(set(accounts)) if accounts is not None else None
+
+        def work(tx: Writer) -> None:
+            missing = [a for a in [pool_account_id, *(wanted or ())] if not tx.account_exists(a)]
+            if missing:
+                raise NotFound(f"No account {', '.join(sorted(set(missing)))}")
+            pools.set_served_accounts(tx, pool_account_id, wanted)
+
+        await self._store.write(work)
+        return wanted
+
+    async def served_accounts(self, pool_account_id: str) -> list[str] | None:
+        """The accounts whose tasks the account's pools may lease; None: every account's."""
+
+        def read(r: Reader) -> tuple[bool, list[str] | None]:
+            return r.account_exists(pool_account_id), pools.served_accounts(r, pool_account_id)
+
+        exists, served = await self._store.read(read)
+        if not exists:
+            raise NotFound(f"No account {pool_account_id}")
+        return served
+
+    async def lease_scope(self, account_id: str | None) -> tuple[frozenset[str], list[str] | None]:
+        """What a pool of the account may lease now, in one read: (types, accounts or None for any)."""
+        if account_id is None:
+            return allowed_pool_types(None), None
+
+        def read(r: Reader) -> tuple[PoolGrant | None, list[str] | None]:
+            return pools.get_grant(r, account_id), pools.served_accounts(r, account_id)
+
+        grant, served = await self._store.read(read)
+        return allowed_pool_types(grant), served
+
     async def allowed_types(self, account_id: str | None) -> frozenset[str]:
         grant = await self._store.read(lambda r: pools.get_grant(r, account_id)) if account_id else None
         return allowed_pool_types(grant)

@@ -127,9 +127,12 @@ class WorkerService:
         return len(requeued)
 
     async def claim(
-        self, worker_id: str, types: Sequence[str], limit: int, *, builtin_only: bool
+        self, worker_id: str, types: Sequence[str], limit: int, *, builtin_only: bool,
+        accounts: Sequence[str] | None = None,
     ) -> list[ClaimedTask]:
-        return await self._tasks.claim(types, worker_id, limit, self.lease_s, builtin_only=builtin_only)
+        return await self._tasks.claim(
+            types, worker_id, limit, self.lease_s, builtin_only=builtin_only, accounts=accounts
+        )
 
     async def lease(
         self, worker: WorkerInfo, types: Sequence[str] | None, limit: int, wait_s: float
@@ -140,11 +143,11 @@ class WorkerService:
             raise NotFound(f"No worker {worker.id}; register with POST /v2/workers")
         # Read at every lease call, not only at registration: an operator's withdrawn grant stops
         # the pools already registered at their next call.
-        allowed = await self.pools.allowed_types(worker.account_id)
+        allowed, accounts = await self.pools.lease_scope(worker.account_id)
         serve = [t for t in worker.types if (types is None or t in types) and t in allowed]
         deadline = time.monotonic() + wait_s
         while True:
-            claims = await self.claim(worker.id, serve, limit, builtin_only=False)
+            claims = await self.claim(worker.id, serve, limit, builtin_only=False, accounts=accounts)
             remaining = deadline - time.monotonic()
             if claims:
                 await self._record_leases(worker, claims)

@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert, select, update
 
 from cracker.domain.tasks import TaskStatus
 from cracker.domain.workers import PoolGrant, TaskEvent
-from cracker.store.schema import pool_grants, task_events, tasks
+from cracker.store.schema import pool_accounts, pool_grants, task_events, tasks
 from cracker.store.units import Reader, Writer
 
 
@@ -37,6 +37,26 @@ def set_grant(tx: Writer, grant: PoolGrant) -> None:
 
 def delete_grant(tx: Writer, account_id: str) -> bool:
     return tx.conn.execute(delete(pool_grants).where(pool_grants.c.account_id == account_id)).rowcount > 0
+
+
+def served_accounts(r: Reader, pool_account_id: str) -> list[str] | None:
+    """The accounts the pool account's pools are limited to; None when it is not limited."""
+    rows = r.conn.execute(
+        select(pool_accounts.c.account_id)
+        .where(pool_accounts.c.pool_account_id == pool_account_id)
+        .order_by(pool_accounts.c.account_id)
+    )
+    served = [row.account_id for row in rows]
+    return served or None
+
+
+def set_served_accounts(tx: Writer, pool_account_id: str, accounts: Sequence[str] | None) -> None:
+    """Replace the limit; None (or no accounts) removes it."""
+    tx.conn.execute(delete(pool_accounts).where(pool_accounts.c.pool_account_id == pool_account_id))
+    if accounts:
+        tx.conn.execute(
+            insert(pool_accounts), [{"pool_account_id": pool_account_id, "account_id": a} for a in accounts]
+        )
 
 
 def record_events(tx: Writer, events: Sequence[TaskEvent]) -> None:

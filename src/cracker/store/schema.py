@@ -213,3 +213,12 @@ task_events = Table(
     Column("error_code", String(64), nullable=True),
 )
 Index("ix_task_events_task", task_events.c.task_id, task_events.c.id)
+
+pool_accounts = Table(
+    "pool_accounts",
+    metadata,
+    # An operator's limit: the pools of pool_account_id lease only tasks of these accounts. No row
+    # for a pool account: its pools lease any account's tasks (of the types they may serve).
+    Column("pool_account_id", String(36), ForeignKey("accounts.id"), primary_key=True),
+    Column("account_id", String(36), ForeignKey("accounts.id"), primary_key=True),
+)

@@ -83,6 +83,20 @@ class PoolTypesModel(BaseModel):
     updated_at: str | None
 
 
+class PoolAccountsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    accounts: list[str] | None = Field(
+        min_length=1, max_length=1000,
+        description="The accounts whose tasks this account's pools may lease (replaces the previous limit); "
+        "null: every account's",
+    )
+
+
+class PoolAccountsModel(BaseModel):
+    account_id: str
+    accounts: list[str] | None = Field(description="The accounts its pools lease tasks of; null: every account's")
+
+
 class TaskEventModel(BaseModel):
     at: str
     event: str = Field(description="leased | completed | rejected")
@@ -143,6 +157,34 @@ async def set_pool_types(account_id: str, body: PoolTypesRequest, runtime: Runti
         await pools.reset(account_id)
         grant = None
     return JSONBytes(_pool_types_json(account_id, grant))
+
+
+@router.get(
+    "/accounts/{account_id}/pool-accounts", response_model=PoolAccountsModel,
+    responses=errors(*AUTH, *COMMON, "not_found", "validation_failed"),
+    summary="The accounts whose tasks an account's worker pools may lease", operation_id="get_pool_accounts",
+)
+async def get_pool_accounts(account_id: str, runtime: RuntimeDep, _admin: AdminKey) -> Response:
+    account_id = parse_id(account_id, "account_id")
+    served = await runtime.worker_service.pools.served_accounts(account_id)
+    return JSONBytes({"account_id": account_id, "accounts": served})
+
+
+@router.put(
+    "/accounts/{account_id}/pool-accounts", response_model=PoolAccountsModel,
+    responses=errors(*AUTH, *COMMON, "not_found", "validation_failed"),
+    summary="Limit an account's worker pools to the tasks of named accounts (`{\"accounts\": null}`: any "
+    "account's); read at every lease call", operation_id="set_pool_accounts",
+)
+async def set_pool_accounts(
+    account_id: str, body: PoolAccountsRequest, runtime: RuntimeDep, _admin: AdminKey
+) -> Response:
+    account_id = parse_id(account_id, "account_id")
+    wanted = None
+    if body.accounts is not None:
+        wanted = [parse_id(raw, f"accounts.{index}") for index, raw in enumerate(body.accounts)]
+    served = await runtime.worker_service.pools.limit(account_id, wanted)
+    return JSONBytes({"account_id": account_id, "accounts": served})
 
 
 @router.get(

@@ -8,7 +8,7 @@ from cracker.domain.tasks import TaskStatus
 from cracker.domain.workers import PoolGrant, TaskEvent
 from cracker.store import Store, pools, retention
 
-from .helpers import assert_books_balance, claim, complete, create_tasks, new_account
+from .helpers import TYPE, assert_books_balance, claim, complete, create_tasks, new_account
 
 
 async def test_a_grant_is_replaced_whole_and_dropped(store: Store) -> None:
@@ -50,3 +50,14 @@ async def test_a_lease_never_handed_out_goes_back_with_its_attempt(store: Store)
     (again,) = await claim(store, "pool-2", 1)
     assert again.attempt == 1
     await assert_books_balance(store)
+
+
+async def test_a_claim_limited_to_accounts_takes_only_their_tasks(store: Store) -> None:
+    mine, theirs = await new_account(store), await new_account(store)
+    (older,) = await create_tasks(store, theirs, 1)
+    (newer,) = await create_tasks(store, mine, 1)
+    assert await store.claim_tasks([TYPE], "pool", 10, 30, time.time(), accounts=[]) == []
+    limited = await store.claim_tasks([TYPE], "pool", 10, 30, time.time(), accounts=[mine])
+    assert [c.task.id for c in limited] == [newer.id]
+    rest = await store.claim_tasks([TYPE], "pool", 10, 30, time.time())
+    assert [c.task.id for c in rest] == [older.id]
