@@ -23,9 +23,11 @@ from cracker.domain.accounts import Scope
 from cracker.domain.clock import rfc3339
 from cracker.domain.errors import CrackerError
 from cracker.domain.money import MoneyError, format_usd, parse_usd
+from cracker.domain.workers import PoolGrant, allowed_pool_types
 from cracker.logredact import install_log_redaction
 from cracker.service.accounts import AccountService, IssuedKey
 from cracker.service.offers import OfferService
+from cracker.service.pools import PoolPolicyService
 from cracker.store import Store, open_store
 from cracker.store.migrate import migrate as run_migrations
 
@@ -33,9 +35,11 @@ app = typer.Typer(help="Cracker: a self-hosted captcha-task service.", no_args_i
 accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 offers_app = typer.Typer(help="Manage the price list.", no_args_is_help=True)
+pools_app = typer.Typer(help="Which task types an account's worker pools may serve.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(offers_app, name="offers")
+app.add_typer(pools_app, name="pools")
 app.command("solve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(cli_solve.solve)
 
 # soft_wrap: keys and commands must stay on one line, to be copied whole.
@@ -292,6 +296,73 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (from `cracke
     info = _run(lambda store: AccountService(store).revoke_key(key_id))
     assert info.revoked_at is not None
     console.print(f"revoked {info.id} ({info.prefix}..., {info.scope.value}) at {rfc3339(info.revoked_at)}")
+
+
+def _print_pool_types(account_id: str, grant: PoolGrant | None) -> None:
+    granted = "all types" if grant is not None and grant.all_types else ", ".join(grant.types) if grant else ""
+    console.print(f"account {account_id}: granted {granted or 'nothing beyond the default'}")
+    console.print(f"its worker keys may serve: {', '.join(sorted(allowed_pool_types(grant)))}")
+
+
+@pools_app.command("allow")
+def pools_allow(
+    account_id: Annotated[str, typer.Argument(help="Account id of the pool's worker key")],
+    types: Annotated[str | None, typer.Option("--types", help="Comma-separated task types, beyond the default")]
+    = None,
+    all_types: Annotated[bool, typer.Option("--all", help="Every task type, present and future")] = False,
+) -> None:
+    """Allow an account's worker pools more task types than the default (replaces its previous grant)."""
+    from cracker.domain.task_types import resolve_type
+
+    if (types is None) == (not all_types):
+        raise typer.BadParameter("give --types a,b or --all")
+    wanted: set[str] = set()
+    for raw in (types or "").split(","):
+        if not raw.strip():
+            continue
+        resolved = resolve_type(raw.strip())
+        if resolved is None:
+            raise typer.BadParameter(f"unknown task type {raw.strip()!r}", param_hint="--types")
+        wanted.add(resolved.name)
+    grant = _run(lambda store: PoolPolicyService(store).grant(account_id, types=sorted(wanted), all_types=all_types))
+    _print_pool_types(account_id, grant)
+
+
+@pools_app.command("reset")
+def pools_reset(account_id: Annotated[str, typer.Argument(help="Account id")]) -> None:
+    """Withdraw the account's grant: its pools serve the default types again (from their next lease call)."""
+    _run(lambda store: PoolPolicyService(store).reset(account_id))
+    _print_pool_types(account_id, None)
+
+
+@pools_app.command("show")
+def pools_show(account_id: Annotated[str, typer.Argument(help="Account id")]) -> None:
+    """The task types an account's worker pools may serve, and the accounts whose tasks they lease."""
+
+    async def read(store: Store) -> tuple[PoolGrant | None, list[str] | None]:
+        service = PoolPolicyService(store)
+        return await service.get(account_id), await service.served_accounts(account_id)
+
+    grant, served = _run(read)
+    _print_pool_types(account_id, grant)
+    console.print(f"it leases tasks of: {', '.join(served) if served else 'every account'}")
+
+
+@pools_app.command("limit")
+def pools_limit(
+    account_id: Annotated[str, typer.Argument(help="Account id of the pool's worker keys")],
+    accounts: Annotated[str | None, typer.Option("--accounts", help="Comma-separated account ids it may serve")]
+    = None,
+    any_account: Annotated[bool, typer.Option("--any", help="Remove the limit: every account's tasks")] = False,
+) -> None:
+    """Limit an account's worker pools to the tasks of named accounts (from their next lease call)."""
+    if (accounts is None) == (not any_account):
+        raise typer.BadParameter("give --accounts a,b or --any")
+    wanted = [a.strip() for a in accounts.split(",") if a.strip()] if accounts is not None else None
+    if wanted is not None and not wanted:
+        raise typer.BadParameter("name at least one account", param_hint="--accounts")
+    served = _run(lambda store: PoolPolicyService(store).limit(account_id, wanted))
+    console.print(f"account {account_id}'s pools lease tasks of: {', '.join(served) if served else 'every account'}")
 
 
 @offers_app.command("list")

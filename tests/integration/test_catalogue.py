@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cracker.domain.catalogue import API_CODES, CATALOGUE, TASK_CODES
+from cracker.domain.catalogue import API_CODES, CATALOGUE, CHARGE_RULES, TASK_CODES, charge_applies
 from tests.conftest import Api
 
 # The published table, exactly: code -> (HTTP status, retryable).
@@ -27,6 +27,7 @@ ADDED_API_ERRORS = {
     "payload_too_large": (413, False),
     "no_solver_available": (422, False),
     "lease_lost": (409, False),
+    "pool_type_not_allowed": (403, False),
 }
 PUBLISHED_TASK_ERRORS = {
     "invalid_params", "missing_param", "invalid_base64", "no_proxy", "error_render", "challenge_error",
@@ -38,6 +39,15 @@ PUBLISHED_TASK_ERRORS = {
 ADDED_TASK_ERRORS = {"challenge_expired", "unsupported_challenge", "no_solution", "invalid_image", "worker_lost"}
 CHARGED = {"proxy_blocked", "proxy_error", "ip_blocked_by_cloudflare", "bot_detected_by_cloudflare",
            "too_many_attempts_solving"}
+
+
+def test_every_charged_code_says_where_a_worker_may_report_it() -> None:
+    assert set(CHARGE_RULES) == CHARGED, "a charged code needs a rule in CHARGE_RULES (else no worker may send it)"
+    assert not charge_applies("proxy_blocked", "image-to-text", {"image_b64": "x"})
+    assert charge_applies("proxy_blocked", "recaptcha-v2", {"proxy": "http://p.example:1"})
+    assert not charge_applies("ip_blocked_by_cloudflare", "recaptcha-v2", {"proxy": "http://p.example:1"})
+    assert charge_applies("ip_blocked_by_cloudflare", "cf-clearance", {"proxy": "http://p.example:1"})
+    assert charge_applies("upstream_error", "image-to-text", {})  # uncharged codes apply everywhere
 
 
 def test_every_published_and_added_api_code_is_pinned() -> None:

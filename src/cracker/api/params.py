@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from cracker.domain.errors import FieldError, ValidationFailed
+from cracker.domain.task_types import resolve_type
 
 #: The longest a GET may hold for the task to end (long-poll).
 MAX_WAIT_S = 60
@@ -36,3 +37,17 @@ def parse_wait(raw: str | None) -> float:
             [FieldError("wait", "out_of_range", f"wait must be a number of seconds from 0 to {MAX_WAIT_S}")]
         )
     return wait_s
+
+
+def canonical_types(names: list[str], field: str = "types") -> list[str]:
+    """Task type names (aliases resolved), sorted and unique, or ``validation_failed`` per unknown one."""
+    out, bad = [], []
+    for index, name in enumerate(names):
+        resolved = resolve_type(name)
+        if resolved is None:
+            bad.append(FieldError(f"{field}.{index}", "unknown_task_type", f"Unknown task type {name!r}"))
+        else:
+            out.append(resolved.name)
+    if bad:
+        raise ValidationFailed(bad)
+    return sorted(set(out))

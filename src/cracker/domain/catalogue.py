@@ -7,8 +7,9 @@ documentation page; the codes marked ``added`` are this server's additions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 ErrorKind = Literal["api", "task"]
 
@@ -74,6 +75,9 @@ _SPECS: tuple[ErrorSpec, ...] = (
          "No built-in solver accepts this task and no worker pool serving its type is attached.",
          "Token captchas with real site keys need an attached worker pool; the built-in sandbox "
          "answers only the vendors' documented test keys."),
+    _api("pool_type_not_allowed", 403, False, "This worker pool may not serve these task types.",
+         "A worker key serves the types no built-in solver covers; an operator allows more with "
+         "`cracker pools allow ACCOUNT --types ...` (or PUT /v2/admin/accounts/{id}/pool-types)."),
     _api("lease_lost", 409, False, "This worker no longer holds the task's lease; the result was dropped.",
          "The lease expired (no heartbeat in time) and the task went back to the queue, or it ended "
          "otherwise. Heartbeat more often than heartbeat_interval_s and drop the task."),
@@ -139,6 +143,56 @@ CATALOGUE: dict[str, ErrorSpec] = {spec.code: spec for spec in _SPECS}
 API_CODES: tuple[str, ...] = tuple(s.code for s in _SPECS if s.kind == "api")
 TASK_CODES: tuple[str, ...] = tuple(s.code for s in _SPECS if s.kind == "task")
 _BY_SLUG: dict[str, ErrorSpec] = {spec.slug: spec for spec in _SPECS}
+
+
+#: Task types whose Cloudflare-specific failures a pool may report as the caller's.
+_CLOUDFLARE_TYPES = frozenset({"cf-clearance", "turnstile"})
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRule:
+    """Where a ``charged`` task error may be reported by a worker.
+
+    A charged rejection bills the client for a failure that came from its own input; the only
+    such input today is the proxy it sent, so every rule needs one. Without this check any pool
+    could end any account's task (an image, a proof of work) with ``proxy_blocked`` and bill it
+    for no work.
+    """
+
+    #: The task must carry the client's proxy (``params["proxy"]``).
+    needs_proxy: bool = True
+    #: Only these task types; None: any type that meets ``needs_proxy``.
+    types: frozenset[str] | None = None
+
+    def applies(self, task_type: str, params: Mapping[str, Any]) -> bool:
+        if self.needs_proxy and not params.get("proxy"):
+            return False
+        return self.types is None or task_type in self.types
+
+    def describe(self) -> str:
+        where = f"{', '.join(sorted(self.types))} tasks" if self.types is not None else "tasks"
+        return f"{where} sent with a proxy" if self.needs_proxy else where
+
+
+#: Every charged task code and where it applies. A charged code missing here is never accepted
+#: from a worker (fail closed); tests/test_catalogue.py keeps the two lists in step.
+CHARGE_RULES: dict[str, ChargeRule] = {
+    "proxy_blocked": ChargeRule(),
+    "proxy_error": ChargeRule(),
+    "ip_blocked_by_cloudflare": ChargeRule(types=_CLOUDFLARE_TYPES),
+    "bot_detected_by_cloudflare": ChargeRule(types=_CLOUDFLARE_TYPES),
+    # "Proxy flagged": the attempts were spent on the client's proxy.
+    "too_many_attempts_solving": ChargeRule(),
+}
+
+
+def charge_applies(code: str, task_type: str, params: Mapping[str, Any]) -> bool:
+    """May a worker end this task with ``code``? Always for an uncharged code; a charged one only
+    where its rule says the failure came from the client's input."""
+    if not CATALOGUE[code].charged:
+        return True
+    rule = CHARGE_RULES.get(code)
+    return rule is not None and rule.applies(task_type, params)
 
 
 def spec_for(code: str) -> ErrorSpec:

@@ -105,6 +105,10 @@ class NoSolverAvailable(CrackerError):
     code = "no_solver_available"
 
 
+class PoolTypeNotAllowed(CrackerError):
+    code = "pool_type_not_allowed"
+
+
 class LeaseLost(CrackerError):
     code = "lease_lost"
 

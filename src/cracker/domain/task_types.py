@@ -191,6 +191,10 @@ TASK_TYPES: dict[str, TaskType] = {
         TaskType("vercel", VercelTask, "Vercel challenge", "pool"),
     )
 }
+#: What any worker key may serve without an operator's grant: the types where some tasks have no
+#: built-in solver (sandbox types with real site keys, pool types). A built-in type's tasks never
+#: need a pool, and their parameters (images, challenges) are other accounts' data.
+DEFAULT_POOL_TYPES: frozenset[str] = frozenset(t.name for t in TASK_TYPES.values() if t.solved_by != "built-in")
 ALIASES: dict[str, str] = {alias: t.name for t in TASK_TYPES.values() for alias in t.aliases}
 
 

@@ -98,6 +98,12 @@ class LeaseLost(SolviumError):
     code = "lease_lost"
 
 
+class PoolTypeNotAllowed(SolviumError):
+    """Worker API: this key's account may not serve these task types (an operator may allow them)."""
+
+    code = "pool_type_not_allowed"
+
+
 class TaskRejected(SolviumError):
     """The task ended ``rejected``; ``code`` is its task error code (``solve_timeout``, ...)."""
 
@@ -124,6 +130,6 @@ ERROR_CLASSES: dict[str, type[SolviumError]] = {
     for cls in (
         MissingApiKey, InvalidApiKey, InsufficientScope, ValidationFailed, InvalidRequest, NotFound,
         OfferNotFound, InsufficientBalance, RateLimitExceeded, InternalError, ServiceUnavailable,
-        MethodNotAllowed, PayloadTooLarge, NoSolverAvailable, LeaseLost,
+        MethodNotAllowed, PayloadTooLarge, NoSolverAvailable, LeaseLost, PoolTypeNotAllowed,
     )
 }

@@ -226,9 +226,12 @@ class TaskService:
         return task
 
     async def claim(
-        self, types: Sequence[str], owner: str, limit: int, lease_s: float, *, builtin_only: bool = False
+        self, types: Sequence[str], owner: str, limit: int, lease_s: float, *, builtin_only: bool = False,
+        accounts: Sequence[str] | None = None,
     ) -> list[ClaimedTask]:
-        return await self._store.claim_tasks(types, owner, limit, lease_s, now(), builtin_only=builtin_only)
+        return await self._store.claim_tasks(
+            types, owner, limit, lease_s, now(), builtin_only=builtin_only, accounts=accounts
+        )
 
     async def complete_many(self, items: Sequence[Completion]) -> list[Task | None]:
         """``complete`` for a batch, in one transaction (group commit): one answer per item, None

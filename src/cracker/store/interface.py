@@ -81,12 +81,14 @@ class Store(ABC):
 
     @abstractmethod
     async def claim_tasks(
-        self, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float, *, builtin_only: bool = False
+        self, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float, *, builtin_only: bool = False,
+        accounts: Sequence[str] | None = None,
     ) -> list[ClaimedTask]:
         """Lease up to ``limit`` pending tasks of ``types`` to ``owner``, oldest first.
 
         Concurrent claimers never share a task. ``builtin_only``: skip tasks only an attached pool
-        may lease (``pool_only``).
+        may lease (``pool_only``). ``accounts``: only tasks of these accounts (a pool an operator
+        limited); None: any account's.
         """
 
     @abstractmethod

@@ -49,6 +49,7 @@ _CLAIM = f"""
 WITH picked AS MATERIALIZED (
     SELECT id FROM tasks
     WHERE status = '{_PENDING}' AND type = ANY($1::text[]) {{builtin}}
+      AND ($6::text[] IS NULL OR account_id = ANY($6::text[]))  -- a pool limited to accounts; NULL: any
     ORDER BY created_at LIMIT $2
     FOR UPDATE SKIP LOCKED
 )

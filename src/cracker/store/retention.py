@@ -5,14 +5,14 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from cracker.domain.tasks import TaskStatus
-from cracker.store.schema import tasks, webhook_attempts, webhook_deliveries
+from cracker.store.schema import task_events, tasks, webhook_attempts, webhook_deliveries
 from cracker.store.units import Writer
 
 _TERMINAL = (TaskStatus.COMPLETED.value, TaskStatus.REJECTED.value)
 
 
 def delete_finished(tx: Writer, before: float, limit: int) -> int:
-    """Delete up to ``limit`` tasks that ended before ``before``, with their webhook log.
+    """Delete up to ``limit`` tasks that ended before ``before``, with their webhook log and history.
 
     Ledger rows stay: they are the account's financial history, and balances derive from them.
     """
@@ -29,5 +29,6 @@ def delete_finished(tx: Writer, before: float, limit: int) -> int:
         return 0
     tx.conn.execute(delete(webhook_attempts).where(webhook_attempts.c.task_id.in_(ids)))
     tx.conn.execute(delete(webhook_deliveries).where(webhook_deliveries.c.task_id.in_(ids)))
+    tx.conn.execute(delete(task_events).where(task_events.c.task_id.in_(ids)))
     tx.conn.execute(delete(tasks).where(tasks.c.id.in_(ids)))
     return len(ids)

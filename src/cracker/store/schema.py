@@ -180,3 +180,45 @@ workers = Table(
     Column("expires_at", Float, nullable=False),
 )
 Index("ix_workers_expires", workers.c.expires_at)
+
+pool_grants = Table(
+    "pool_grants",
+    metadata,
+    # The account whose worker keys the grant covers. Without a row its pools serve only the
+    # types no built-in solver covers: a built-in type's tasks carry other accounts' images and
+    # proof-of-work challenges, which no pool needs to see unless an operator says so.
+    Column("account_id", String(36), ForeignKey("accounts.id"), primary_key=True),
+    # Every task type, present and future.
+    Column("all_types", Boolean, nullable=False, server_default=false()),
+    # JSON list of the further task types allowed.
+    Column("types", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+task_events = Table(
+    "task_events",
+    metadata,
+    # What a remote pool did to a task (leased, completed, rejected), for operators: which pool
+    # and which account's worker key saw a task's parameters and decided its outcome.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(36), nullable=False),
+    Column("at", Float, nullable=False),
+    # leased | completed | rejected
+    Column("event", String(16), nullable=False),
+    Column("worker_id", String(64), nullable=False),
+    # A snapshot: the registry forgets a worker an hour after its last heartbeat.
+    Column("worker_name", String(200), nullable=False),
+    Column("pool_account_id", String(36), nullable=True),
+    Column("attempt", Integer, nullable=False),
+    Column("error_code", String(64), nullable=True),
+)
+Index("ix_task_events_task", task_events.c.task_id, task_events.c.id)
+
+pool_accounts = Table(
+    "pool_accounts",
+    metadata,
+    # An operator's limit: the pools of pool_account_id lease only tasks of these accounts. No row
+    # for a pool account: its pools lease any account's tasks (of the types they may serve).
+    Column("pool_account_id", String(36), ForeignKey("accounts.id"), primary_key=True),
+    Column("account_id", String(36), ForeignKey("accounts.id"), primary_key=True),
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import Boolean, and_, bindparam, func, insert, or_, select, update
 
 from cracker.domain.clock import new_id
 from cracker.domain.tasks import ClaimedTask, Task, TaskStatus
@@ -30,6 +30,10 @@ def _claim_statement(builtin_only: bool) -> Any:
     pending = (
         select(tasks.c.id)
         .where(tasks.c.status == _PENDING, tasks.c.type.in_(bindparam("p_types", expanding=True)))
+        # A pool an operator limited to named accounts; p_any_account is true for every other claim.
+        .where(or_(
+            bindparam("p_any_account", type_=Boolean), tasks.c.account_id.in_(bindparam("p_accounts", expanding=True))
+        ))
         .order_by(tasks.c.created_at)
         .limit(bindparam("p_limit"))
     )
@@ -103,10 +107,12 @@ def create(tx: Writer, new: NewTask) -> Task | None:
 
 
 def claim(
-    tx: Writer, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float, builtin_only: bool
+    tx: Writer, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float, builtin_only: bool,
+    accounts: Sequence[str] | None = None,
 ) -> list[ClaimedTask]:
     rows = tx.conn.execute(_CLAIMS[builtin_only], {
         "p_types": list(types), "p_limit": limit, "p_owner": owner, "p_expires": now + lease_s, "p_now": now,
+        "p_any_account": accounts is None, "p_accounts": list(accounts or ()),
     })
     claimed = sorted((task_from_row(r) for r in rows), key=lambda t: t.created_at)  # RETURNING has no order
     return [ClaimedTask(task=t, lease_owner=owner, attempt=t.attempts) for t in claimed]

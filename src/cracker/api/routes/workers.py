@@ -12,13 +12,12 @@ from starlette.responses import Response
 
 from cracker.api.deps import RuntimeDep, WorkerKey
 from cracker.api.envelope import JSONBytes
+from cracker.api.params import canonical_types
 from cracker.api.responses import AUTH, COMMON, errors
 from cracker.domain.catalogue import CATALOGUE
 from cracker.domain.clock import now, rfc3339
-from cracker.domain.errors import FieldError, ValidationFailed
-from cracker.domain.task_types import resolve_type
 from cracker.domain.tasks import ClaimedTask
-from cracker.domain.workers import Completion, HeldLease, WorkerInfo, WorkerKind
+from cracker.domain.workers import Completion, HeldLease, WorkerInfo
 from cracker.runtime import Runtime
 
 router = APIRouter(prefix="/v2/workers", tags=["workers"])
@@ -28,19 +27,6 @@ _SERVER_ONLY_CODES = frozenset({"cancelled", "worker_lost"})
 _REPORTABLE = sorted(c for c, s in CATALOGUE.items() if s.kind == "task" and c not in _SERVER_ONLY_CODES)
 
 WorkerId = Annotated[str, Path(max_length=64, description="The id POST /v2/workers answered")]
-
-
-def _canonical_types(names: list[str]) -> list[str]:
-    out, bad = [], []
-    for index, name in enumerate(names):
-        resolved = resolve_type(name)
-        if resolved is None:
-            bad.append(FieldError(f"types.{index}", "unknown_task_type", f"Unknown task type {name!r}"))
-        else:
-            out.append(resolved.name)
-    if bad:
-        raise ValidationFailed(bad)
-    return sorted(set(out))
 
 
 # --- wire models (they document the protocol in /openapi.json) ---
@@ -166,15 +152,18 @@ _WORKER_ERRORS = (*AUTH, *COMMON, "not_found", "validation_failed")
 
 
 @router.post(
-    "", status_code=201, response_model=WorkerModel, responses=errors(*AUTH, *COMMON, "validation_failed"),
+    "", status_code=201, response_model=WorkerModel,
+    responses=errors(*AUTH, *COMMON, "validation_failed", "pool_type_not_allowed"),
     summary="Register a worker pool", operation_id="register_worker",
     description="Declares the task types this pool solves. From now until its registration expires "
-    "(`lease_s` without a heartbeat or a lease call), creation accepts tasks of these types.",
+    "(`lease_s` without a heartbeat or a lease call), creation accepts tasks of these types. A worker "
+    "key may register for the types no built-in solver covers; other types answer `403 "
+    "pool_type_not_allowed` unless an operator allowed them for the key's account.",
 )
 async def register_worker(runtime: RuntimeDep, key: WorkerKey, body: RegisterWorkerRequest) -> Response:
-    types = _canonical_types(body.types)
-    worker = await runtime.worker_service.register(
-        kind=WorkerKind.REMOTE, name=body.name, types=types, concurrency=body.concurrency, account_id=key.account_id
+    types = canonical_types(body.types)
+    worker = await runtime.worker_service.register_pool(
+        account_id=key.account_id, name=body.name, types=types, concurrency=body.concurrency
     )
     return JSONBytes(_worker_json(runtime, worker), status_code=201)
 
@@ -197,7 +186,7 @@ async def get_worker(runtime: RuntimeDep, key: WorkerKey, worker_id: WorkerId) -
 async def lease_tasks(runtime: RuntimeDep, key: WorkerKey, worker_id: WorkerId, body: LeaseRequest) -> Response:
     service = runtime.worker_service
     worker = await service.get(worker_id, account_id=key.account_id)
-    types = _canonical_types(body.types) if body.types is not None else None
+    types = canonical_types(body.types) if body.types is not None else None
     claims = await service.lease(worker, types, body.max_tasks, body.wait)
     expires = now() + service.lease_s
     # Each task is serialised on its own: one that cannot be sent (a stored number orjson refuses,
@@ -241,11 +230,11 @@ async def complete_task(
     runtime: RuntimeDep, key: WorkerKey, worker_id: WorkerId, task_id: str, body: CompleteRequest
 ) -> Response:
     service = runtime.worker_service
-    await service.get(worker_id, account_id=key.account_id)
+    worker = await service.get(worker_id, account_id=key.account_id)
     completion = Completion(
         task_id=task_id, lease_owner=worker_id, attempt=body.attempt, solution=body.solution.model_dump(mode="json")
     )
-    task = await service.complete_remote(completion)
+    task = await service.complete_remote(worker, completion)
     return JSONBytes({"task_id": task.id, "status": task.status.value})
 
 
@@ -254,14 +243,17 @@ async def complete_task(
     responses=errors(*_WORKER_ERRORS, "lease_lost"),
     summary="Report a failure with a task error code", operation_id="reject_task",
     description="Rejects the task with `code` (a task code of GET /v2/errors); the hold is released, "
-    "or kept when the code is `charged`. `409 lease_lost` when this worker no longer holds the lease.",
+    "or kept when the code is `charged`. A charged code is accepted only where it applies (a proxy "
+    "code only for a task sent with a proxy); elsewhere `422 validation_failed` (detail "
+    "`charge_not_applicable`) and the task stays leased. `409 lease_lost` when this worker no longer "
+    "holds the lease.",
 )
 async def reject_task(
     runtime: RuntimeDep, key: WorkerKey, worker_id: WorkerId, task_id: str, body: RejectRequest
 ) -> Response:
     service = runtime.worker_service
-    await service.get(worker_id, account_id=key.account_id)
-    task = await service.reject_remote(worker_id, task_id, body.attempt, body.code, body.message)
+    worker = await service.get(worker_id, account_id=key.account_id)
+    task = await service.reject_remote(worker, task_id, body.attempt, body.code, body.message)
     return JSONBytes({"task_id": task.id, "status": task.status.value})
 
 
