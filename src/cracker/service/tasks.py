@@ -80,7 +80,9 @@ class TaskService:
         *,
         task_timeout_s: float,
         allow_private_callbacks: bool = False,
+        max_running_per_account: int = 0,
     ) -> None:
+        self._max_running_per_account = max_running_per_account
         self._allow_private_callbacks = allow_private_callbacks
         self._offers = offers
         self._store = store
@@ -233,7 +235,10 @@ class TaskService:
     async def claim(
         self, types: Sequence[str], owner: str, limit: int, lease_s: float, *, builtin_only: bool = False
     ) -> list[ClaimedTask]:
-        return await self._store.claim_tasks(types, owner, limit, lease_s, now(), builtin_only=builtin_only)
+        return await self._store.claim_tasks(
+            types, owner, limit, lease_s, now(), builtin_only=builtin_only,
+            max_running_per_account=self._max_running_per_account,
+        )
 
     async def complete_many(self, items: Sequence[Completion]) -> list[Task | None]:
         """``complete`` for a batch, in one transaction (group commit): one answer per item, None

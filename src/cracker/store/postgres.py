@@ -136,12 +136,15 @@ class PostgresStore(Store):
         )
 
     async def claim_tasks(
-        self, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float, *, builtin_only: bool = False
+        self, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float, *, builtin_only: bool = False,
+        max_running_per_account: int = 0,
     ) -> list[ClaimedTask]:
         if not types or limit <= 0:
             return []
         rows = await self._run(
-            lambda pool: pool.fetch(pg_sql.CLAIM[builtin_only], list(types), limit, owner, now + lease_s, now),
+            lambda pool: pool.fetch(
+                pg_sql.CLAIM[builtin_only], list(types), limit, owner, now + lease_s, now, max_running_per_account
+            ),
             retry=True,
         )
         claimed = sorted((task_from_row(r) for r in rows), key=lambda t: t.created_at)  # RETURNING has no order

@@ -26,30 +26,47 @@ _PENDING, _RUNNING = TaskStatus.PENDING.value, TaskStatus.RUNNING.value
 _INSERT_TASK = insert(tasks).returning(tasks)
 
 
-def _claim_statement(builtin_only: bool) -> Any:
-    pending = (
-        select(tasks.c.id)
-        .where(tasks.c.status == _PENDING, tasks.c.type.in_(bindparam("p_types", expanding=True)))
+# The fair claim, as plain index-driven statements (in-process calls of microseconds each): the
+# accounts that have pending tasks one index probe at a time (a skip scan of
+# ix_tasks_pending_account), the running count of each, then each account's oldest matching
+# tasks. Reads are bounded by accounts x limit, never by the size of a backlog.
+_NEXT_OWNER = (
+    select(tasks.c.account_id)
+    .where(tasks.c.status == _PENDING, tasks.c.account_id > bindparam("p_after"))
+    .order_by(tasks.c.account_id)
+    .limit(1)
+)
+_RUNNING_BY_ACCOUNT = (
+    select(tasks.c.account_id, func.count().label("n")).where(tasks.c.status == _RUNNING).group_by(tasks.c.account_id)
+)
+
+
+def _oldest_statement(builtin_only: bool) -> Any:
+    query = (
+        select(tasks.c.id, tasks.c.created_at)
+        .where(
+            tasks.c.account_id == bindparam("p_account"), tasks.c.status == _PENDING,
+            tasks.c.type.in_(bindparam("p_types", expanding=True)),
+        )
         .order_by(tasks.c.created_at)
         .limit(bindparam("p_limit"))
     )
-    if builtin_only:
-        pending = pending.where(tasks.c.pool_only.is_(False))
-    return (
-        update(tasks)
-        .where(tasks.c.id.in_(pending.scalar_subquery()), tasks.c.status == _PENDING)
-        .values(
-            status=_RUNNING,
-            lease_owner=bindparam("p_owner"),
-            lease_expires_at=bindparam("p_expires"),
-            started_at=func.coalesce(tasks.c.started_at, bindparam("p_now")),
-            attempts=tasks.c.attempts + 1,
-        )
-        .returning(tasks)
+    return query.where(tasks.c.pool_only.is_(False)) if builtin_only else query
+
+
+_OLDEST = {builtin_only: _oldest_statement(builtin_only) for builtin_only in (False, True)}
+_TAKE = (
+    update(tasks)
+    .where(tasks.c.id.in_(bindparam("p_ids", expanding=True)), tasks.c.status == _PENDING)
+    .values(
+        status=_RUNNING,
+        lease_owner=bindparam("p_owner"),
+        lease_expires_at=bindparam("p_expires"),
+        started_at=func.coalesce(tasks.c.started_at, bindparam("p_now")),
+        attempts=tasks.c.attempts + 1,
     )
-
-
-_CLAIMS = {builtin_only: _claim_statement(builtin_only) for builtin_only in (False, True)}
+    .returning(tasks)
+)
 
 
 def _finish_statement(fenced: bool, captured: bool) -> Any:
@@ -103,10 +120,29 @@ def create(tx: Writer, new: NewTask) -> Task | None:
 
 
 def claim(
-    tx: Writer, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float, builtin_only: bool
+    tx: Writer, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float, builtin_only: bool,
+    max_running: int,
 ) -> list[ClaimedTask]:
-    rows = tx.conn.execute(_CLAIMS[builtin_only], {
-        "p_types": list(types), "p_limit": limit, "p_owner": owner, "p_expires": now + lease_s, "p_now": now,
+    running: dict[str, int] = {row.account_id: row.n for row in tx.conn.execute(_RUNNING_BY_ACCOUNT)}
+    # (rank, created_at, id), the rank counted after the account's running tasks (see pg_sql.CLAIM):
+    # sorted, the task of the account with the fewest in flight comes first, then the oldest.
+    candidates: list[tuple[int, float, str]] = []
+    after = ""
+    while (account := tx.conn.execute(_NEXT_OWNER, {"p_after": after}).scalar()) is not None:
+        after = account
+        room = min(limit, max_running - running.get(account, 0)) if max_running else limit
+        if room <= 0:
+            continue
+        oldest = tx.conn.execute(
+            _OLDEST[builtin_only], {"p_account": account, "p_types": list(types), "p_limit": room}
+        )
+        start = running.get(account, 0) + 1
+        candidates += [(rank, row.created_at, row.id) for rank, row in enumerate(oldest, start=start)]
+    picked = [task_id for _rank, _created, task_id in sorted(candidates)[:limit]]
+    if not picked:
+        return []
+    rows = tx.conn.execute(_TAKE, {
+        "p_ids": picked, "p_owner": owner, "p_expires": now + lease_s, "p_now": now,
     })
     claimed = sorted((task_from_row(r) for r in rows), key=lambda t: t.created_at)  # RETURNING has no order
     return [ClaimedTask(task=t, lease_owner=owner, attempt=t.attempts) for t in claimed]
