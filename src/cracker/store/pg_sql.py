@@ -57,7 +57,11 @@ FORGET_EXPIRED_KEY = "DELETE FROM idempotency_keys WHERE account_id = $1 AND key
 # The pick keeps the one SKIP LOCKED form (units.skip_locked_pick): MATERIALIZED, so it runs once
 # (as a plain subquery the planner may rerun it per row, and LIMIT then takes more than $2 rows);
 # SKIP LOCKED: concurrent claimers take disjoint rows instead of queueing on one another. Window
-# functions cannot sit beside FOR UPDATE, hence the ranks in their own CTE, locked through `t`.
+# functions cannot sit beside FOR UPDATE, hence the ranks in their own CTE; `queue` hands them to
+# the pick as one ordered array, so that the planner, which cannot estimate the per-account
+# LIMITs and would guess thousands of candidates, probes the primary key per candidate instead
+# of hashing the whole pending set (EXPLAIN ANALYZE, 100k pending rows of 5 accounts: 84 ms as a
+# join on c.id = t.id, 2.5 ms this way, every step an index probe).
 #
 # The cap is exact for claims that do not overlap: the running count is read in this statement's
 # snapshot, so claims running at the same moment do not see one another's picks, and each may
@@ -82,10 +86,12 @@ WITH RECURSIVE owners AS (
         ORDER BY t.created_at
         LIMIT CASE WHEN $6::int = 0 THEN $2::int ELSE least($2::int, greatest($6::int - coalesce(r.n, 0), 0)) END
     ) c
+), queue AS (
+    SELECT array_agg(id ORDER BY rank, created_at) AS ids FROM candidates
 ), picked AS MATERIALIZED (
-    SELECT t.id FROM tasks t JOIN candidates c ON c.id = t.id
+    SELECT t.id FROM queue q JOIN tasks t ON t.id = ANY (q.ids)
     WHERE t.status = '{_PENDING}'
-    ORDER BY c.rank, c.created_at
+    ORDER BY array_position(q.ids, t.id)
     LIMIT $2
     FOR UPDATE OF t SKIP LOCKED
 )
