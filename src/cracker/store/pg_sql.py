@@ -52,7 +52,9 @@ FORGET_EXPIRED_KEY = "DELETE FROM idempotency_keys WHERE account_id = $1 AND key
 # pick goes by rank, then age: the task of the account with the fewest in flight comes first,
 # even in a claim of one (a busy worker frees one slot at a time, and ranking by age inside the
 # claim alone would hand every freed slot back to the oldest backlog). Reads are bounded by
-# accounts x limit, never by the size of the backlog.
+# accounts x limit, never by the size of the backlog. Running tasks count among the claim's types
+# (a lane's family: the OCR lane's slots are its own, so an account's proof of work must not
+# spend its OCR share, nor its OCR the proof-of-work share).
 #
 # The pick keeps the one SKIP LOCKED form (units.skip_locked_pick): MATERIALIZED, so it runs once
 # (as a plain subquery the planner may rerun it per row, and LIMIT then takes more than $2 rows);
@@ -74,7 +76,8 @@ WITH RECURSIVE owners AS (
             WHERE t.status = '{_PENDING}' AND t.account_id > o.account_id ORDER BY t.account_id LIMIT 1)
     FROM owners o WHERE o.account_id IS NOT NULL
 ), running AS (
-    SELECT account_id, count(*) AS n FROM tasks WHERE status = '{_RUNNING}' GROUP BY account_id
+    SELECT account_id, count(*) AS n FROM tasks WHERE status = '{_RUNNING}' AND type = ANY($1::text[])
+    GROUP BY account_id
 ), candidates AS (
     SELECT c.id, c.created_at, c.rank
     FROM owners o

@@ -37,7 +37,9 @@ _NEXT_OWNER = (
     .limit(1)
 )
 _RUNNING_BY_ACCOUNT = (
-    select(tasks.c.account_id, func.count().label("n")).where(tasks.c.status == _RUNNING).group_by(tasks.c.account_id)
+    select(tasks.c.account_id, func.count().label("n"))
+    .where(tasks.c.status == _RUNNING, tasks.c.type.in_(bindparam("p_types", expanding=True)))
+    .group_by(tasks.c.account_id)
 )
 
 
@@ -123,7 +125,9 @@ def claim(
     tx: Writer, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float, builtin_only: bool,
     max_running: int,
 ) -> list[ClaimedTask]:
-    running: dict[str, int] = {row.account_id: row.n for row in tx.conn.execute(_RUNNING_BY_ACCOUNT)}
+    running: dict[str, int] = {
+        row.account_id: row.n for row in tx.conn.execute(_RUNNING_BY_ACCOUNT, {"p_types": list(types)})
+    }
     # (rank, created_at, id), the rank counted after the account's running tasks (see pg_sql.CLAIM):
     # sorted, the task of the account with the fewest in flight comes first, then the oldest.
     candidates: list[tuple[int, float, str]] = []

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 from cracker.domain.tasks import ClaimedTask
 from cracker.store import Store
 
-from .helpers import TYPE, complete, create_tasks, new_account
+from .helpers import TYPE, complete, create_tasks, new_account, new_task
 
 
 async def _claim(store: Store, limit: int, cap: int = 0, owner: str = "w") -> list[ClaimedTask]:
@@ -79,3 +80,15 @@ def _per_account(rounds: list[list[ClaimedTask]]) -> dict[str, int]:
         for c in batch:
             counts[c.task.account_id] = counts.get(c.task.account_id, 0) + 1
     return counts
+
+
+async def test_the_cap_counts_the_running_tasks_of_the_claimed_types_only(store: Store) -> None:
+    """Per lane: an account's proof of work at its cap leaves its OCR share (another claimer's types) free."""
+    account = await new_account(store)
+    await create_tasks(store, account, 3)
+    assert len(await _claim(store, 10, cap=2)) == 2
+    other = await store.create_task(replace(new_task(account), type="altcha"))
+    assert other is not None
+    assert await _claim(store, 10, cap=2) == []
+    taken = await store.claim_tasks(["altcha"], "ocr", 10, 30, time.time(), max_running_per_account=2)
+    assert _ids(taken) == {other.id}
