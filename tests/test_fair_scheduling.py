@@ -1,4 +1,5 @@
-"""Issue 17 on the real server: one account's flood of slow proof of work does not delay another's task."""
+"""Issue 17, fair scheduling end to end: one account's flood does not delay another's task, and a
+capped account's tasks still flow."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import asyncio
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 import altcha
 import httpx
 
-from .conftest import started_server
+from .conftest import TURNSTILE_PASS, started_server, wait_terminal
 
 #: PBKDF2-SHA-256 iterations of one key derivation: the most the server accepts (bench/fairness_bench.py).
 MAX_STEP_COST = 250_000
+TURNSTILE = {"url": "https://example.com", "site_key": TURNSTILE_PASS}
 
 
 def _endless_altcha() -> dict[str, object]:
@@ -45,3 +48,15 @@ async def test_another_accounts_task_completes_during_a_flood(tmp_path: Path) ->
             waited = time.monotonic() - began
     assert task["status"] == "completed", task
     assert waited < 20
+
+
+async def test_a_capped_accounts_next_task_starts_when_its_running_one_ends(api_factory: Any) -> None:
+    # Cap 1 on a worker of 4 slots: each claim leaves slots free and finds the rest capped. The
+    # worker must claim again when its task ends, not a poll later (1 s a task: 8 s for these 8).
+    async with api_factory(worker_concurrency=4, max_running_per_account=1) as api, await api.client_for() as client:
+        began = time.monotonic()
+        created = [await client.post("/v2/tasks/turnstile", json=TURNSTILE) for _ in range(8)]
+        ended = [await wait_terminal(client, c.json()["task_id"]) for c in created]
+        elapsed = time.monotonic() - began
+    assert [t["status"] for t in ended] == ["completed"] * 8
+    assert elapsed < 4
