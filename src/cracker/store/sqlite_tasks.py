@@ -7,10 +7,11 @@ taken up front excludes every other writer, so no row locking is needed.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, text, update
 
 from cracker.domain.clock import new_id
 from cracker.domain.tasks import ClaimedTask, Task, TaskStatus
@@ -26,37 +27,35 @@ _PENDING, _RUNNING = TaskStatus.PENDING.value, TaskStatus.RUNNING.value
 _INSERT_TASK = insert(tasks).returning(tasks)
 
 
-# The fair claim, as plain index-driven statements (in-process calls of microseconds each): the
-# accounts that have pending tasks one index probe at a time (a skip scan of
-# ix_tasks_pending_account), the running count of each, then each account's oldest matching
-# tasks. Reads are bounded by accounts x limit, never by the size of a backlog.
-_NEXT_OWNER = (
-    select(tasks.c.account_id)
-    .where(tasks.c.status == _PENDING, tasks.c.account_id > bindparam("p_after"))
-    .order_by(tasks.c.account_id)
-    .limit(1)
+# The fair claim's candidates, one statement: the accounts that have pending tasks, one index
+# probe each (a skip scan of ix_tasks_pending_account), and each one's oldest matching tasks, no
+# more than the claim's limit. Reads are bounded by accounts x limit, never by a backlog's size;
+# the ranks and the cap are applied by ``claim`` (see pg_sql.CLAIM for the order).
+_CANDIDATES_SQL = f"""
+WITH RECURSIVE owners(account_id) AS (
+    SELECT (SELECT account_id FROM tasks WHERE status = '{_PENDING}' ORDER BY account_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT t.account_id FROM tasks t
+            WHERE t.status = '{_PENDING}' AND t.account_id > o.account_id ORDER BY t.account_id LIMIT 1)
+    FROM owners o WHERE o.account_id IS NOT NULL
 )
-_RUNNING_BY_ACCOUNT = (
-    select(tasks.c.account_id, func.count().label("n"))
-    .where(tasks.c.status == _RUNNING, tasks.c.type.in_(bindparam("p_types", expanding=True)))
-    .group_by(tasks.c.account_id)
+SELECT c.account_id, c.created_at, c.id FROM owners o JOIN tasks c ON c.id IN (
+    SELECT x.id FROM tasks x
+    WHERE x.account_id = o.account_id AND x.status = '{_PENDING}' AND x.type IN :p_types {{builtin}}
+    ORDER BY x.created_at LIMIT :p_limit
 )
-
-
-def _oldest_statement(builtin_only: bool) -> Any:
-    query = (
-        select(tasks.c.id, tasks.c.created_at)
-        .where(
-            tasks.c.account_id == bindparam("p_account"), tasks.c.status == _PENDING,
-            tasks.c.type.in_(bindparam("p_types", expanding=True)),
-        )
-        .order_by(tasks.c.created_at)
-        .limit(bindparam("p_limit"))
-    )
-    return query.where(tasks.c.pool_only.is_(False)) if builtin_only else query
-
-
-_OLDEST = {builtin_only: _oldest_statement(builtin_only) for builtin_only in (False, True)}
+ORDER BY c.account_id, c.created_at
+"""  # noqa: S608 - only this module's constants are formatted in; values are bind parameters
+_CANDIDATES = {
+    builtin_only: text(_CANDIDATES_SQL.format(builtin="AND NOT x.pool_only" if builtin_only else ""))
+    .bindparams(bindparam("p_types", expanding=True))
+    for builtin_only in (False, True)
+}
+# Counted here, not by GROUP BY: SQLite would read the whole table in account order
+# (ix_tasks_account) to skip the sort, 69 ms at 150k rows; the running tasks are a few per slot.
+_RUNNING_ACCOUNTS = select(tasks.c.account_id).where(
+    tasks.c.status == _RUNNING, tasks.c.type.in_(bindparam("p_types", expanding=True))
+)
 _TAKE = (
     update(tasks)
     .where(tasks.c.id.in_(bindparam("p_ids", expanding=True)), tasks.c.status == _PENDING)
@@ -125,23 +124,16 @@ def claim(
     tx: Writer, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float, builtin_only: bool,
     max_running: int,
 ) -> list[ClaimedTask]:
-    running: dict[str, int] = {
-        row.account_id: row.n for row in tx.conn.execute(_RUNNING_BY_ACCOUNT, {"p_types": list(types)})
-    }
+    running = Counter(tx.conn.execute(_RUNNING_ACCOUNTS, {"p_types": list(types)}).scalars())
     # (rank, created_at, id), the rank counted after the account's running tasks (see pg_sql.CLAIM):
     # sorted, the task of the account with the fewest in flight comes first, then the oldest.
     candidates: list[tuple[int, float, str]] = []
-    after = ""
-    while (account := tx.conn.execute(_NEXT_OWNER, {"p_after": after}).scalar()) is not None:
-        after = account
-        room = min(limit, max_running - running.get(account, 0)) if max_running else limit
-        if room <= 0:
-            continue
-        oldest = tx.conn.execute(
-            _OLDEST[builtin_only], {"p_account": account, "p_types": list(types), "p_limit": room}
-        )
-        start = running.get(account, 0) + 1
-        candidates += [(rank, row.created_at, row.id) for rank, row in enumerate(oldest, start=start)]
+    rank, account = 0, None
+    for row in tx.conn.execute(_CANDIDATES[builtin_only], {"p_types": list(types), "p_limit": limit}):
+        rank = rank + 1 if row.account_id == account else running[row.account_id] + 1
+        account = row.account_id
+        if not max_running or rank <= max_running:
+            candidates.append((rank, row.created_at, row.id))
     picked = [task_id for _rank, _created, task_id in sorted(candidates)[:limit]]
     if not picked:
         return []
