@@ -11,7 +11,7 @@ Run from the repository root:  .venv/bin/python bench/pow_bench.py [--challenges
 3. ALTCHA v1, maxnumber 1,000,000: the median solve time of the same random challenges (made
    with the ``altcha`` library) by this server's solver (the shared pool, every core) and by
    the official ``altcha-lib`` solver run with node (``solveChallenge``, as the library offers
-   it in node; needs ``npm install`` in tests/pow/node).
+   it in node; needs ``npm install`` in tests/unit/pow/node).
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def main() -> None:
             ]
         )
     else:
-        say("  altcha-lib not installed (cd tests/pow/node && npm install): official solver skipped")
+        say("  altcha-lib not installed (cd tests/unit/pow/node && npm install): official solver skipped")
 
     say("\nSummary")
     best = {}

@@ -5,8 +5,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # ocr-train too: the training code (torch, from the CPU wheel this machine keeps) has tests.
 bash scripts/bootstrap.sh dev,ocr-train
 # The official JavaScript verifiers some proof-of-work tests run against (skipped without npm).
-if command -v npm >/dev/null 2>&1 && [ ! -d tests/pow/node/node_modules ]; then
-  (cd tests/pow/node && npm ci --silent --no-audit --no-fund)
+if command -v npm >/dev/null 2>&1 && [ ! -d tests/unit/pow/node/node_modules ]; then
+  (cd tests/unit/pow/node && npm ci --silent --no-audit --no-fund)
 fi
 echo "== ruff"; .venv/bin/ruff check src tests bench docs/research
 echo "== mypy (strict)"; .venv/bin/mypy src

@@ -29,6 +29,26 @@ HCAPTCHA_KEY = "10000000-ffff-ffff-ffff-000000000001"
 RECAPTCHA_V2_KEY = "6LeIxAcTAAAAAJcZVRqyHh71UMIEGNQ_MXjiZKhI"
 
 
+# --- tiers: tests/unit (no database, no server), tests/integration (real databases, the app in
+# process), tests/acceptance (the real server as a subprocess over HTTP); one command runs all ---
+
+_HEAVIER_FIXTURES = {
+    "unit": {"api", "api_factory", "live_server", "store_url", "postgres_url", "sqlite_url"},
+    "integration": {"live_server"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test in a tier uses no fixture of a heavier one (so `pytest tests/unit` stays fast and needs
+    no database); a test that does belongs one folder up."""
+    for item in items:
+        parts = Path(str(item.path)).parts
+        tier = next((t for t in _HEAVIER_FIXTURES if t in parts), None)
+        used = _HEAVIER_FIXTURES.get(tier, set()) & set(getattr(item, "fixturenames", ())) if tier else set()
+        if used:
+            raise pytest.UsageError(f"{item.nodeid} is in tests/{tier} but uses {sorted(used)}: move it up a tier")
+
+
 # --- no silent skips in CI ---
 
 #: Skips that depend on the CPU, not on what the test setup installed: allowed in CI too.
@@ -57,6 +77,7 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp / 'cracker.db'}",
         "rate_limit_per_s": 0,
+        "address_rate_limit_per_s": 0,
         "cpu_workers": 1,
         "docs_base_url": "",
     }
@@ -155,6 +176,7 @@ class LiveServer:
     base_url: str
     env: dict[str, str]
     process: subprocess.Popen[bytes]
+    log_path: Path
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return cracker_cli(*args, env=self.env)
@@ -167,21 +189,23 @@ class LiveServer:
 
 
 @contextmanager
-def started_server(tmp: Path, **env_overrides: str) -> Iterator[LiveServer]:
+def started_server(tmp: Path, log_level: str = "warning", **env_overrides: str) -> Iterator[LiveServer]:
     """``cracker serve`` as a subprocess on a free port, its own SQLite database under ``tmp``
-    unless the overrides name another, stopped (SIGTERM) on exit."""
+    unless the overrides name another, stopped (SIGTERM) on exit; its output in ``log_path``."""
     port = free_port()
     env = {
         **os.environ,
         "CRACKER_DATABASE_URL": f"sqlite:///{tmp / 'live.db'}",
         "CRACKER_RATE_LIMIT_PER_S": "1000",
         "CRACKER_RATE_LIMIT_BURST": "1000",
+        "CRACKER_ADDRESS_RATE_LIMIT_PER_S": "0",
         "CRACKER_CPU_WORKERS": "1",
         **env_overrides,
     }
-    with (tmp / "server.log").open("wb") as log:  # the child keeps its own descriptor
+    log_path = tmp / "server.log"
+    with log_path.open("wb") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(
-            [sys.executable, "-m", "cracker", "serve", "--port", str(port), "--log-level", "warning"],
+            [sys.executable, "-m", "cracker", "serve", "--port", str(port), "--log-level", log_level],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     base_url = f"http://127.0.0.1:{port}"
@@ -194,10 +218,10 @@ def started_server(tmp: Path, **env_overrides: str) -> Iterator[LiveServer]:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError("server did not start:\n" + (tmp / "server.log").read_text())
+            raise RuntimeError("server did not start:\n" + log_path.read_text())
         time.sleep(0.1)
     try:
-        yield LiveServer(base_url=base_url, env=env, process=process)
+        yield LiveServer(base_url=base_url, env=env, process=process, log_path=log_path)
     finally:
         process.terminate()
         try:

@@ -23,6 +23,7 @@ from cracker.domain.accounts import Scope
 from cracker.domain.clock import rfc3339
 from cracker.domain.errors import CrackerError
 from cracker.domain.money import MoneyError, format_usd, parse_usd
+from cracker.logredact import install_log_redaction
 from cracker.service.accounts import AccountService, IssuedKey
 from cracker.service.offers import OfferService
 from cracker.store import Store, open_store
@@ -260,7 +261,8 @@ def keys_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """Create another API key for an account."""
-    issued = _run(lambda store: AccountService(store).create_key(account_id, scope))
+    max_keys = Settings().max_api_keys_per_account
+    issued = _run(lambda store: AccountService(store, max_keys=max_keys).create_key(account_id, scope))
     _print_key(issued, as_json)
 
 
@@ -337,6 +339,7 @@ def _options(
 
 
 def main() -> None:
+    install_log_redaction()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Alembic's per-migration INFO lines are noise in a CLI.
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cracker.domain.callbacks import CallbackPolicy
 
 
 class Settings(BaseSettings):
@@ -37,6 +41,17 @@ class Settings(BaseSettings):
     #: Read doubtful OCR readings again in four more views that vote: about 1 point of accuracy on
     #: the training generators and 2 to 4 on unseen styles, for 2.5x less batched throughput.
     ocr_second_look: bool = True
+    #: Requests per second per client address that carry no valid key (public routes such as
+    #: /metrics, /openapi.json, /v2/offers and /errors/*, and every request whose key is missing,
+    #: unknown or of the wrong scope); 0 turns this limit off. IPv6 clients count per /64. Behind a
+    #: reverse proxy every client has the proxy's address: raise this, or limit at the proxy.
+    address_rate_limit_per_s: float = Field(default=5.0, ge=0)
+    #: Bucket size of the per-address limit: the burst of such requests one address may send.
+    address_rate_limit_burst: int = Field(default=60, ge=1)
+    #: Long-polls (``GET /v2/tasks/{id}?wait=``) one account may hold open at once, per process.
+    max_long_polls_per_account: int = Field(default=100, ge=1)
+    #: Active API keys one account may hold (every scope); 0: no limit.
+    max_api_keys_per_account: int = Field(default=20, ge=0)
     #: How long an authenticated key is trusted without asking the database again (revocation delay).
     auth_cache_s: float = Field(default=5.0, ge=0)
     #: How long a SQLite writer waits for the file lock before answering service_unavailable.
@@ -48,6 +63,20 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False
     #: How often the webhook dispatcher looks for due deliveries.
     webhook_poll_s: float = Field(default=0.5, gt=0)
+    #: Ports callback URLs may use (JSON list in the environment: ``[80, 443, 8443]``).
+    webhook_allowed_ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=lambda: [80, 443])
+    #: Let callback URLs use any port (tests, labs); ``webhook_allowed_ports`` is then ignored.
+    webhook_allow_any_port: bool = False
+    #: The most one delivery attempt may take, connection, request and answer together: a
+    #: receiver that answers slowly (or trickles its body) loses the attempt, not everyone's time.
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    #: Deliveries in flight at once in this process (each holds one slot until it ends).
+    webhook_concurrency: int = Field(default=32, ge=1)
+    #: Deliveries of one account in flight at once, so that one account's slow receivers cannot
+    #: take every slot.
+    webhook_account_concurrency: int = Field(default=4, ge=1)
+    #: The receiver's answer body is read up to this many bytes and the rest discarded.
+    webhook_max_response_bytes: int = Field(default=4096, ge=0)
     #: Multiplies the webhook retry delays (5 s, 15 s, 1 min ... 1 h); below 1 only for tests.
     webhook_backoff_scale: float = Field(default=1.0, gt=0)
     #: This server's public base URL, for links in webhook bodies (doc_url) when docs_base_url is unset.
@@ -64,3 +93,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     #: How often an API process re-reads which task types have live workers (per-type capacity).
     capacity_refresh_s: float = Field(default=1.0, gt=0)
+
+
+def callback_policy(settings: Settings) -> CallbackPolicy:
+    """Where webhooks may go, as the operator set it."""
+    ports = None if settings.webhook_allow_any_port else frozenset(settings.webhook_allowed_ports)
+    return CallbackPolicy(allow_private=settings.webhook_allow_private, allowed_ports=ports)

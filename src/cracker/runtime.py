@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from cracker.config import Settings
+from cracker.config import Settings, callback_policy
 from cracker.jobs import PeriodicJob, Reaper, Retention, WebhookDispatcher
 from cracker.metrics import Metrics
 from cracker.service.accounts import AccountService
@@ -119,9 +119,9 @@ async def build_runtime(
         await capacity.refresh()
         capacity.start()
     offers = OfferService(store)
+    callbacks = callback_policy(settings)
     tasks = TaskService(
-        store, offers, capacity, notifier, metrics, task_timeout_s=settings.task_timeout_s,
-        allow_private_callbacks=settings.webhook_allow_private,
+        store, offers, capacity, notifier, metrics, task_timeout_s=settings.task_timeout_s, callbacks=callbacks,
         max_running_per_account=settings.max_running_per_account,
     )
     completions = CompletionBatcher(tasks)
@@ -131,7 +131,8 @@ async def build_runtime(
     )
     runtime = Runtime(
         settings=settings, kind=kind, store=store, metrics=metrics,
-        accounts=AccountService(store, auth_cache_s=settings.auth_cache_s), offers=offers, tasks=tasks,
+        accounts=AccountService(store, auth_cache_s=settings.auth_cache_s, max_keys=settings.max_api_keys_per_account),
+        offers=offers, tasks=tasks,
         webhooks=WebhookService(store, backoff_scale=settings.webhook_backoff_scale), solvers=solvers,
         pow_engine=pow_engine, ocr=ocr, notifier=notifier, capacity=capacity, completions=completions,
         worker_service=worker_service,
@@ -157,8 +158,10 @@ async def build_runtime(
         job.start()
     if kind is ProcessKind.API:
         runtime.dispatcher = WebhookDispatcher(
-            runtime.webhooks, docs_base=(settings.docs_base_url or settings.public_url).rstrip("/"),
-            allow_private=settings.webhook_allow_private, poll_s=settings.webhook_poll_s,
+            runtime.webhooks, docs_base=(settings.docs_base_url or settings.public_url).rstrip("/"), policy=callbacks,
+            poll_s=settings.webhook_poll_s, timeout_s=settings.webhook_timeout_s,
+            concurrency=settings.webhook_concurrency, account_concurrency=settings.webhook_account_concurrency,
+            max_response_bytes=settings.webhook_max_response_bytes,
         )
         runtime.dispatcher.start()
     return runtime

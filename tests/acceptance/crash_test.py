@@ -86,12 +86,49 @@ class Load:
                 await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 
-async def chaos(cluster: Cluster, ports: list[int], kills: int, every_s: float, log: list[str]) -> None:
-    """Alternately kill -9 a worker and an API process, and start it again a second later."""
+#: Proof of work of about a second: sent just before a worker is killed, so that the kill finds
+#: leases in hand and the test sees those tasks leased again (zero-work tasks end in milliseconds).
+SLOW_TASK = {"data": "crash-test-slow", "difficulty": 6}
+
+
+async def busy_worker(load: Load, database_url: str, default: int) -> int:
+    """Send slow tasks, wait until a worker holds some, and return its index (else ``default``)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        for n in range(4):
+            try:
+                response = await http.post(
+                    f"http://127.0.0.1:{load.ports[n % len(load.ports)]}/v2/tasks/pow-sha256", json=SLOW_TASK,
+                    headers={"x-solvium-auth": load.keys[n % len(load.keys)]},
+                )
+            except httpx.HTTPError:
+                continue
+            if response.status_code == 201:
+                load.acked.append(response.json()["task_id"])
+    store = open_store(database_url)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            # Lanes register as "bench-<index>" (proof of work) and "bench-<index>-ocr".
+            for name in await store.read(audit.lease_holders):
+                parts = name.split("-")
+                if len(parts) == 2 and parts[0] == "bench" and parts[1].isdigit():
+                    return int(parts[1])
+            await asyncio.sleep(0.1)
+    finally:
+        await store.close()
+    return default
+
+
+async def chaos(
+    cluster: Cluster, load: Load, kills: int, every_s: float, log: list[str]
+) -> None:
+    """Alternately kill -9 a worker (one holding leases) and an API process, and start it again a
+    second later."""
+    ports = load.ports
     for round_ in range(kills * 2):
         await asyncio.sleep(every_s)
         if round_ % 2 == 0:
-            index = (round_ // 2) % len(cluster.workers)
+            index = await busy_worker(load, cluster.database_url, (round_ // 2) % len(cluster.workers))
             cluster.kill_worker(index)
             log.append(f"kill -9 worker {index}")
             await asyncio.sleep(1)
@@ -123,7 +160,7 @@ async def drive(cluster: Cluster, ports: list[int], keys: list[str], args: argpa
     kills: list[str] = []
     runner = asyncio.create_task(load.run(8))
     reporter = asyncio.create_task(progress(load, cluster.database_url))
-    await chaos(cluster, ports, args.kills, args.every, kills)
+    await chaos(cluster, load, args.kills, args.every, kills)
     await asyncio.sleep(args.every)
     load.stop.set()
     await runner

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from cracker import __version__
+from cracker.api.client_limits import AddressGate, AddressLimiter, LongPollSlots
 from cracker.api.errors import install_error_handlers
 from cracker.api.middleware import RequestContextMiddleware
 from cracker.api.openapi import build_openapi
@@ -16,6 +17,7 @@ from cracker.api.poll import serve_poll
 from cracker.api.ratelimit import RateLimiter
 from cracker.api.routes import account, admin, catalogue, legacy_v1, metrics, tasks, workers
 from cracker.config import Settings
+from cracker.logredact import install_log_redaction
 from cracker.runtime import Runtime
 
 
@@ -26,6 +28,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     FastAPI's own, gets a request id, and so that the hot read route skips FastAPI's stack.
     """
     settings = settings or Settings()
+    install_log_redaction()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,6 +49,9 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     )
     app.state.docs_base_url = settings.docs_base_url.rstrip("/")
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    app.state.address_limiter = AddressLimiter(settings.address_rate_limit_per_s, settings.address_rate_limit_burst)
+    app.state.long_polls = LongPollSlots(settings.max_long_polls_per_account)
+    app.add_middleware(AddressGate, limiter=app.state.address_limiter)
     install_error_handlers(app)
     for module in (tasks, account, catalogue, metrics, legacy_v1, workers, admin):
         app.include_router(module.router)

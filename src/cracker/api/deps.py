@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from cracker.api.client_limits import AUTHENTICATED, AddressLimiter, api_key_in
 from cracker.api.ratelimit import RateLimiter
 from cracker.domain.accounts import ApiKeyRecord, Scope
-from cracker.domain.errors import MissingApiKey, RateLimitExceeded
+from cracker.domain.errors import InsufficientScope, InvalidApiKey, MissingApiKey, RateLimitExceeded
 from cracker.runtime import Runtime
 
 # auto_error=False: a missing key is our own missing_api_key envelope, not FastAPI's 403.
@@ -26,26 +27,30 @@ async def get_runtime(request: Request) -> Runtime:
 
 def api_key_of(request: Request) -> str | None:
     """The key from ``x-solvium-auth``, else from ``Authorization: Bearer``."""
-    # Scans the raw ASGI headers: building Starlette's Headers object costs more than this.
-    authorization = b""
-    name: bytes
-    value: bytes
-    for name, value in request.scope["headers"]:
-        if name == b"x-solvium-auth" and value:
-            return value.decode("latin-1")
-        if name == b"authorization":
-            authorization = value
-    scheme, _, credentials = authorization.decode("latin-1").partition(" ")
-    return (credentials.strip() or None) if scheme.lower() == "bearer" else None
+    return api_key_in(request.scope)
 
 
 async def authenticate(request: Request, scope: Scope) -> ApiKeyRecord:
-    """Who is calling, with the scope checked and a rate-limit token taken."""
+    """Who is calling, with the scope checked and a rate-limit token taken.
+
+    A request without a valid key pays a token of its client address instead (see
+    ``cracker.api.client_limits``); an address that has none left is refused before the key is
+    looked up, unless the key was found valid moments ago.
+    """
+    runtime: Runtime = request.app.state.runtime
+    addresses: AddressLimiter = request.app.state.address_limiter
     key = api_key_of(request)
     if not key:
+        addresses.charge(request.scope)
         raise MissingApiKey("x-solvium-auth header missing")
-    runtime: Runtime = request.app.state.runtime
-    record = await runtime.accounts.authenticate(key, scope)
+    if addresses.enabled and not runtime.accounts.is_trusted(key):
+        addresses.check(request.scope)
+    try:
+        record = await runtime.accounts.authenticate(key, scope)
+    except (InvalidApiKey, InsufficientScope):
+        addresses.charge(request.scope)
+        raise
+    request.scope.setdefault("state", {})[AUTHENTICATED] = True
     limiter: RateLimiter = request.app.state.rate_limiter
     wait_s = limiter.acquire(record.id)
     if wait_s is not None:

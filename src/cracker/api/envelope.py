@@ -42,10 +42,23 @@ def task_envelope(conn: HTTPConnection, task: Task | TaskView) -> dict[str, Any]
     return domain_task_envelope(task, docs_base(conn))
 
 
+#: ``details`` lists at most this many fields, each text at most _MAX_DETAIL_CHARS: a body of
+#: thousands of unknown keys (or one huge key) must not draw an answer larger than itself.
+MAX_DETAILS = 50
+_MAX_DETAIL_CHARS = 256
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_DETAIL_CHARS else text[: _MAX_DETAIL_CHARS - 3] + "..."
+
+
 def error_body(
     conn: HTTPConnection, code: str, message: str, details: Sequence[FieldError] = ()
 ) -> dict[str, Any]:
     spec = spec_for(code)
+    if len(details) > MAX_DETAILS:
+        message = f"{message}; the first {MAX_DETAILS} are listed, {len(details) - MAX_DETAILS} more left out"
+        details = details[:MAX_DETAILS]
     body: dict[str, Any] = {
         "code": code,
         "message": message,
@@ -53,7 +66,7 @@ def error_body(
         "doc_url": doc_url(conn, code),
         "request_id": request_id(conn),
         # details is an array only on validation_failed, null elsewhere (as on the published page).
-        "details": [{"field": d.field, "code": d.code, "message": d.message} for d in details]
+        "details": [{"field": _clip(d.field), "code": _clip(d.code), "message": _clip(d.message)} for d in details]
         if code == "validation_failed"
         else None,
     }

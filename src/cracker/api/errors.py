@@ -95,6 +95,14 @@ async def _handle(request: Request, exc: Exception) -> Response:
     return error_response_for(request, exc)
 
 
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    # Starlette's last-resort handler (ServerErrorMiddleware) answers with this, then re-raises
+    # for the log (RequestContextMiddleware logs it once): without it the answer would be a
+    # text/plain 500 outside the envelope.
+    return error_response(request, "internal_error", "Internal server error")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     for kind in (CrackerError, RequestValidationError, StarletteHTTPException):
         app.add_exception_handler(kind, _handle)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.requests import HTTPConnection
 from starlette.types import Message, Receive, Scope, Send
 
-from cracker.api.envelope import error_response
+from cracker.api.envelope import error_response, request_id
 from cracker.domain.clock import new_id
 
 log = logging.getLogger("cracker.api")
@@ -31,6 +31,29 @@ class RequestContextMiddleware:
         self.fast_path = fast_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The last resort: whatever fails in here (this layer included) answers the 500 envelope."""
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, tracking_send)
+        except Exception:
+            if scope["type"] != "http":
+                raise
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                conn = HTTPConnection(scope)
+                rid = request_id(conn)
+                response = error_response(
+                    conn, "internal_error", "Internal server error", headers={"x-request-id": rid} if rid else None
+                )
+                await response(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

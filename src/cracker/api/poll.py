@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
+from cracker.api.client_limits import LongPollSlots
 from cracker.api.deps import authenticate
 from cracker.api.envelope import JSONBytes, task_envelope
 from cracker.api.errors import error_response_for
@@ -32,7 +33,9 @@ async def read_task(request: Request) -> Response:
     wait_s = parse_wait(request.query_params.get("wait"))
     runtime: Runtime = request.app.state.runtime
     if wait_s:
-        task = await runtime.tasks.wait(key.account_id, task_id, wait_s)
+        long_polls: LongPollSlots = request.app.state.long_polls
+        with long_polls.hold(key.account_id):
+            task = await runtime.tasks.wait(key.account_id, task_id, wait_s)
     else:
         task = await runtime.tasks.get(key.account_id, task_id)
     return JSONBytes(task_envelope(request, task))

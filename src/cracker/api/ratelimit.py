@@ -24,6 +24,14 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.rate > 0
 
+    def peek(self, key: str) -> int | None:
+        """Like ``acquire`` without taking the token: None if one is there."""
+        if not self.enabled or key not in self._buckets:
+            return None
+        tokens, last = self._buckets[key]
+        tokens = min(float(self.burst), tokens + (time.monotonic() - last) * self.rate)
+        return None if tokens >= 1.0 else max(1, math.ceil((1.0 - tokens) / self.rate))
+
     def acquire(self, key: str) -> int | None:
         """Take a token; None if granted, else the whole seconds to wait (for Retry-After)."""
         if not self.enabled:

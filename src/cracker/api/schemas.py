@@ -20,7 +20,8 @@ class ErrorBody(BaseModel):
     doc_url: str
     request_id: str = Field(description="UUIDv7; include it in support tickets")
     details: list[FieldErrorModel] | None = Field(
-        default=None, description="Per-field errors; only on validation_failed"
+        default=None,
+        description="Per-field errors; only on validation_failed; at most 50 (the message says how many more failed)",
     )
 
 

@@ -78,9 +78,9 @@ class InsufficientBalance(CrackerError):
 class RateLimitExceeded(CrackerError):
     code = "rate_limit_exceeded"
 
-    def __init__(self, retry_after_s: int) -> None:
+    def __init__(self, retry_after_s: int, message: str | None = None) -> None:
         super().__init__(
-            f"Rate limit exceeded; retry in {retry_after_s} s",
+            message or f"Rate limit exceeded; retry in {retry_after_s} s",
             headers={"Retry-After": str(retry_after_s)},
         )
 

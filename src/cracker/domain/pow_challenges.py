@@ -39,6 +39,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from cracker.domain.json_bounds import check_json_bounds
+
 # --------------------------------------------------------------------------- limits
 
 #: Longest leading-zero run accepted for ``pow-sha256``: 16**7 = 268 M expected hashes.
@@ -159,6 +161,12 @@ class _VendorModel(BaseModel):
     """A vendor's object: unknown fields kept, and serialized back exactly as received."""
 
     model_config = ConfigDict(extra="allow", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        # The whole object as received, extras included: their shape is the client's choice.
+        return check_json_bounds(data)
 
     @model_serializer(mode="wrap")
     def _as_served(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:

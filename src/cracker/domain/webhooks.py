@@ -1,4 +1,4 @@
-"""Webhooks: the signature scheme, the retry schedule and which addresses callbacks may reach.
+"""Webhooks: the signature scheme and the retry schedule (allowed destinations: ``domain.callbacks``).
 
 Signature (documented in docs/webhooks.md, checked by ``cracker.sdk.verify_webhook``):
 ``X-Cracker-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>``, with a
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 from dataclasses import dataclass
 
@@ -18,8 +17,6 @@ SIGNATURE_HEADER = "X-Cracker-Signature"
 #: Retry for a day: quick at first (a receiver that blinked), then hourly.
 RETRY_FOR_S = 24 * 3600
 _BACKOFF_S = (5, 15, 60, 300, 900, 1800, 3600)
-#: Hostnames that always mean this machine or a cloud metadata service.
-_FORBIDDEN_HOSTS = {"localhost", "metadata.google.internal", "metadata", "instance-data"}
 
 
 def new_secret() -> str:
@@ -46,29 +43,6 @@ class SigningSecrets:
 def next_attempt_delay(attempts_made: int) -> float:
     """Seconds to wait after the ``attempts_made``-th failed attempt."""
     return float(_BACKOFF_S[min(attempts_made, len(_BACKOFF_S)) - 1]) if attempts_made > 0 else 0.0
-
-
-def forbidden_address(address: str) -> bool:
-    """Loopback, private, link-local (cloud metadata lives at 169.254.169.254), multicast, reserved."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return True
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
-
-
-def forbidden_host(host: str) -> bool:
-    """A host refused before any lookup: a forbidden IP literal or a name for this machine."""
-    host = host.strip("[]").rstrip(".").lower()
-    if host in _FORBIDDEN_HOSTS or host.endswith((".localhost", ".internal")):
-        return True
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False  # a name: its addresses are checked when it is resolved, at delivery
-    return forbidden_address(host)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,11 @@ import httpx
 import orjson
 
 from cracker import __version__
+from cracker.domain.callbacks import CallbackPolicy
 from cracker.domain.envelope import task_envelope
-from cracker.domain.webhooks import SIGNATURE_HEADER, DeliveryAttempt, DueDelivery, forbidden_address, sign
+from cracker.domain.webhooks import SIGNATURE_HEADER, DeliveryAttempt, DueDelivery, sign
+from cracker.jobs.delivery_pool import OwnerPool
+from cracker.jobs.webhook_attempt import post_once
 from cracker.service.webhooks import WebhookService
 
 log = logging.getLogger("cracker.webhooks")
@@ -26,22 +29,28 @@ class ForbiddenDestination(httpcore.ConnectError):
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves the host itself, refuses private, loopback, link-local and metadata addresses, and
-    connects to the address it checked, so a DNS answer that changes between check and connect
-    (rebinding) cannot reach an internal service. TLS still verifies the URL's host name."""
+    """Resolves the host itself, refuses private, loopback, link-local and metadata addresses (and
+    ports the operator does not allow), and connects to the address it checked, so a DNS answer
+    that changes between check and connect (rebinding) cannot reach an internal service. TLS still
+    verifies the URL's host name."""
 
-    def __init__(self, allow_private: bool) -> None:
+    def __init__(self, policy: CallbackPolicy) -> None:
         self._inner = httpcore.AnyIOBackend()
-        self._allow_private = allow_private
+        self._policy = policy
 
     async def connect_tcp(
         self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        if not self._policy.port_allowed(port):
+            raise ForbiddenDestination(f"port {port} is not allowed for callbacks")
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:  # as httpcore's own backends report it: a failed connection
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
         addresses = [str(info[4][0]) for info in infos]
-        if not self._allow_private and any(forbidden_address(a) for a in addresses):
+        if not all(self._policy.address_allowed(a) for a in addresses):
             raise ForbiddenDestination(f"{host} resolves to a private or local address")
         return await self._inner.connect_tcp(addresses[0], port, timeout, local_address, socket_options)
 
@@ -50,27 +59,40 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 class _GuardedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, allow_private: bool) -> None:
+    def __init__(self, policy: CallbackPolicy, max_connections: int) -> None:
         super().__init__(trust_env=False)
-        # httpx takes no network backend; its pool does. Same settings as httpx's default pool.
+        # httpx takes no network backend; its pool does. httpx's default pool settings, with a
+        # connection for each delivery slot (a slot never waits for another's connection).
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(), max_connections=100, max_keepalive_connections=20,
-            keepalive_expiry=5.0, network_backend=_GuardedBackend(allow_private),
+            ssl_context=httpx.create_ssl_context(), max_connections=max_connections, max_keepalive_connections=20,
+            keepalive_expiry=5.0, network_backend=_GuardedBackend(policy),
         )
 
 
+#: A delivery's lease outlasts its attempt's deadline by this much: time to build the body before
+#: and to record the outcome after, so that no other dispatcher sends it again meanwhile.
+LEASE_MARGIN_S = 60.0
+
+
 class WebhookDispatcher:
+    """Claims due deliveries as slots free up and runs each in its own slot of a bounded pool,
+    with at most ``account_concurrency`` of one account's in flight: a slow receiver holds its
+    own slots for at most ``timeout_s`` each, never the dispatcher."""
+
     def __init__(
-        self, service: WebhookService, *, docs_base: str, allow_private: bool, poll_s: float = 0.5,
-        timeout_s: float = 10.0, concurrency: int = 16,
+        self, service: WebhookService, *, docs_base: str, policy: CallbackPolicy | None = None,
+        poll_s: float = 0.5, timeout_s: float = 10.0, concurrency: int = 32, account_concurrency: int = 4,
+        max_response_bytes: int = 4096,
     ) -> None:
         self._service = service
         self._docs_base = docs_base
         self._poll_s = poll_s
-        self._concurrency = concurrency
+        self._timeout_s = timeout_s
+        self._max_response_bytes = max_response_bytes
+        self._pool = OwnerPool(concurrency, account_concurrency)
         self._client = httpx.AsyncClient(
-            transport=_GuardedTransport(allow_private), timeout=timeout_s, follow_redirects=False,
-            headers={"User-Agent": f"cracker-webhooks/{__version__}"},
+            transport=_GuardedTransport(policy or CallbackPolicy(), concurrency), timeout=timeout_s,
+            follow_redirects=False, headers={"User-Agent": f"cracker-webhooks/{__version__}"},
         )
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -81,21 +103,25 @@ class WebhookDispatcher:
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
+        await self._pool.close()
         await self._client.aclose()
 
     async def _run(self) -> None:
         while True:
-            try:
-                due = await self._service.claim_due(self._concurrency, lease_s=60)
-                outcomes = await asyncio.gather(*(self._deliver(d) for d in due), return_exceptions=True)
-                for delivery, outcome in zip(due, outcomes, strict=True):
-                    if isinstance(outcome, BaseException):
-                        log.error("webhook %s failed: %r", delivery.id, outcome)
-            except Exception:
-                log.exception("webhook dispatch failed; retrying")
-                due = []
-            if not due:
-                await asyncio.sleep(self._poll_s)
+            due: list[DueDelivery] = []
+            if self._pool.free > 0:
+                try:
+                    due = await self._service.claim_due(
+                        self._pool.free, lease_s=self._timeout_s + LEASE_MARGIN_S,
+                        per_account=self._pool.per_owner, in_flight=self._pool.in_flight,
+                    )
+                except Exception:
+                    log.exception("webhook dispatch failed; retrying")
+                for delivery in due:
+                    self._pool.start(delivery.account_id, self._deliver(delivery), f"webhook {delivery.id}")
+            if not due or self._pool.free == 0:
+                # Claim again when a slot frees up, or after the poll interval.
+                await self._pool.wait_any(self._poll_s)
 
     async def _deliver(self, delivery: DueDelivery) -> None:
         task, secrets = await self._service.payload_of(delivery)
@@ -111,23 +137,16 @@ class WebhookDispatcher:
         }
         started = time.monotonic()
         at = time.time()
-        status_code: int | None = None
-        error: str | None = None
-        try:
-            response = await self._client.post(delivery.url, content=body, headers=headers)
-            status_code = response.status_code
-            if not 200 <= status_code < 300:
-                error = f"HTTP {status_code}"
-        except Exception as exc:
-            # httpx raises ValueError, not HTTPError, for some malformed URLs: the receiver's
-            # problem to report, never the dispatcher's to die of.
-            error = f"{type(exc).__name__}: {exc}"[:500]
-        attempt = DeliveryAttempt(
-            delivery.id, attempt_no, at, status_code, error, int((time.monotonic() - started) * 1000)
+        result = await post_once(
+            self._client, delivery.url, body, headers, timeout_s=self._timeout_s,
+            max_response_bytes=self._max_response_bytes,
         )
-        outcome = await self._service.record(delivery, attempt, delivered=error is None)
+        attempt = DeliveryAttempt(
+            delivery.id, attempt_no, at, result.status_code, result.error, int((time.monotonic() - started) * 1000)
+        )
+        outcome = await self._service.record(delivery, attempt, delivered=result.delivered)
         log.info("webhook %s for task %s attempt %d: %s", delivery.id, delivery.task_id, attempt_no,
-                 error or "delivered")
+                 result.detail or result.error or "delivered")
         if outcome == "failed":
             log.warning("webhook %s for task %s given up after %d attempts", delivery.id, delivery.task_id,
                         attempt_no)

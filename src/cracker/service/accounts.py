@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from cracker.domain.accounts import ApiKeyInfo, ApiKeyRecord, Balance, Scope, generate_api_key, hash_api_key
 from cracker.domain.clock import new_id, now
-from cracker.domain.errors import InsufficientScope, InvalidApiKey, NotFound
+from cracker.domain.errors import InsufficientScope, InvalidApiKey, NotFound, RateLimitExceeded
 from cracker.store import Reader, Store, Writer, keys
 
 
@@ -27,9 +27,15 @@ def _issue_key(tx: Writer, account_id: str, scope: Scope, at: float) -> IssuedKe
     return IssuedKey(account_id=account_id, key_id=key_id, api_key=api_key, scope=scope)
 
 
+#: Retry-After of a refused key creation: no wait makes room, revoking a key does.
+KEY_LIMIT_RETRY_AFTER_S = 60
+
+
 class AccountService:
-    def __init__(self, store: Store, *, auth_cache_s: float = 5.0) -> None:
+    def __init__(self, store: Store, *, auth_cache_s: float = 5.0, max_keys: int = 0) -> None:
         self._store = store
+        #: Active API keys one account may hold; 0: no limit.
+        self._max_keys = max_keys
         self._auth_cache_s = auth_cache_s
         # key hash -> (record, expiry). Saves a database round trip on every request; a revoked
         # key stays valid here for at most auth_cache_s.
@@ -71,6 +77,12 @@ class AccountService:
         def work(tx: Writer) -> IssuedKey:
             if not tx.account_exists(account_id):
                 raise NotFound(f"No account {account_id}")
+            if self._max_keys and keys.count_active_keys_locked(tx, account_id) >= self._max_keys:
+                raise RateLimitExceeded(
+                    KEY_LIMIT_RETRY_AFTER_S,
+                    f"Account {account_id} holds {self._max_keys} active API keys, the most allowed; "
+                    "revoke one first (`cracker keys revoke KEY_ID`; the limit is CRACKER_MAX_API_KEYS_PER_ACCOUNT)",
+                )
             return _issue_key(tx, account_id, scope, at)
 
         return await self._store.write(work)
@@ -130,6 +142,10 @@ class AccountService:
         if not record.scope.allows(needed):
             raise InsufficientScope(f"A {record.scope.value} key cannot call this route; it needs {needed.value}")
         return record
+
+    def is_trusted(self, api_key: str) -> bool:
+        """Whether the key was found valid within the cache's lifetime (no database read)."""
+        return self._cached(hash_api_key(api_key)) is not None
 
     def _cached(self, key_hash: str) -> ApiKeyRecord | None:
         hit = self._auth_cache.get(key_hash)

@@ -10,10 +10,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import orjson
 
+from cracker.domain.callbacks import CallbackPolicy
 from cracker.domain.catalogue import spec_for
 from cracker.domain.clock import new_id, now
 from cracker.domain.errors import (
@@ -27,7 +27,6 @@ from cracker.domain.errors import (
 )
 from cracker.domain.money import format_usd
 from cracker.domain.tasks import ClaimedTask, Task, TaskStatus, TaskView
-from cracker.domain.webhooks import forbidden_host
 from cracker.domain.workers import Completion
 from cracker.metrics import Metrics
 from cracker.service.events import Notifier
@@ -79,11 +78,11 @@ class TaskService:
         metrics: Metrics,
         *,
         task_timeout_s: float,
-        allow_private_callbacks: bool = False,
+        callbacks: CallbackPolicy | None = None,
         max_running_per_account: int = 0,
     ) -> None:
         self._max_running_per_account = max_running_per_account
-        self._allow_private_callbacks = allow_private_callbacks
+        self._callbacks = callbacks or CallbackPolicy()
         self._offers = offers
         self._store = store
         self._capacity = capacity
@@ -110,13 +109,9 @@ class TaskService:
         ``idempotency_key`` seen in the last 24 h the original task comes back (never a second
         charge); the same key with another request is refused.
         """
-        if callback_url is not None and not self._allow_private_callbacks:
-            host = urlsplit(callback_url).hostname or ""
-            if forbidden_host(host):
-                raise ValidationFailed([FieldError(
-                    "callback_url", "callback_url_forbidden",
-                    f"Callbacks to {host!r} (loopback, private, link-local or metadata) are refused",
-                )])
+        problem = None if callback_url is None else self._callbacks.url_problem(callback_url)
+        if problem is not None:
+            raise ValidationFailed([FieldError("callback_url", "callback_url_forbidden", problem)])
         request_hash = _request_hash(task_type, params, callback_url)
         if idempotency_key is not None:
             replay = await self._replay(account_id, idempotency_key, request_hash)
@@ -248,11 +243,6 @@ class TaskService:
             self._finished(task)
         done = {(task.id, task.attempts): task for task in completed}
         return [done.get((c.task_id, c.attempt)) for c in items]
-
-    async def complete(self, claim: ClaimedTask, solution: dict[str, Any]) -> Task | None:
-        """Record a solution and capture the hold; None when the lease was lost (result dropped)."""
-        (task,) = await self.complete_many([Completion(claim.task.id, claim.lease_owner, claim.attempt, solution)])
-        return task
 
     async def reject(
         self, task_id: str, code: str, message: str | None = None, *, claim: ClaimedTask | None = None

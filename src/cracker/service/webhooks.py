@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cracker.domain.clock import now
@@ -69,9 +70,15 @@ class WebhookService:
                 log.attempts.append(attempt)
         return list(logs.values())
 
-    async def claim_due(self, limit: int, lease_s: float) -> list[DueDelivery]:
+    async def claim_due(
+        self, limit: int, lease_s: float, *, per_account: int | None = None, in_flight: Mapping[str, int] | None = None
+    ) -> list[DueDelivery]:
+        """Lease up to ``limit`` due deliveries, at most ``per_account`` in flight per account
+        (counting ``in_flight``, the caller's own running ones)."""
         at = now()
-        return await self._store.write(lambda tx: webhooks.claim_due(tx, limit, lease_s, at))
+        return await self._store.write(
+            lambda tx: webhooks.claim_due(tx, limit, lease_s, at, per_account=per_account, in_flight=in_flight)
+        )
 
     async def payload_of(self, delivery: DueDelivery) -> tuple[TaskView | None, SigningSecrets]:
         """The task as it is now and the account's secrets, to build and sign the body."""

@@ -7,6 +7,7 @@ the same calls; only remote pools may lease tasks that no built-in solver accept
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from cracker.service.capacity import LiveCapacity
 from cracker.service.completions import CompletionBatcher
 from cracker.service.tasks import TaskService
 from cracker.store import Store, leases
+
+log = logging.getLogger("cracker.workers")
 
 #: A worker silent this long is dropped from the registry (it is long dead; its leases are long back).
 _FORGET_AFTER_S = 3600.0
@@ -128,6 +131,15 @@ class WorkerService:
             raise LeaseLost(f"Worker {completion.lease_owner} does not hold task {completion.task_id} "
                             f"(attempt {completion.attempt}); the result was dropped")
         return task
+
+    async def reject_unsendable(self, claim: ClaimedTask, reason: str) -> None:
+        """End a leased task whose parameters cannot be sent to the worker, uncharged: it would fail
+        every lease the same way."""
+        log.warning("task %s cannot be sent to worker %s (%s); rejected invalid_params",
+                    claim.task.id, claim.lease_owner, reason)
+        await self._tasks.reject(
+            claim.task.id, "invalid_params", "The task's parameters cannot be sent to a worker", claim=claim
+        )
 
     async def reject_remote(
         self, worker_id: str, task_id: str, attempt: int, code: str, message: str | None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import case, func, select
 
 from cracker.domain.tasks import TaskStatus
-from cracker.store.schema import ledger, tasks
+from cracker.store.schema import ledger, tasks, workers
 from cracker.store.units import Reader
 
 _TERMINAL = (TaskStatus.COMPLETED.value, TaskStatus.REJECTED.value)
@@ -88,3 +88,16 @@ def not_terminal(r: Reader, task_ids: Iterable[str]) -> tuple[list[str], list[st
 
 def live_count(r: Reader) -> int:
     return int(r.conn.execute(select(func.count()).where(tasks.c.status.not_in(_TERMINAL))).scalar_one())
+
+
+def lease_holders(r: Reader) -> list[str]:
+    """Names (as registered) of the workers holding a lease on a running task, busiest first: for
+    the crash test, which kills a worker that has work in hand."""
+    rows = r.conn.execute(
+        select(workers.c.name, func.count().label("held"))
+        .select_from(tasks.join(workers, workers.c.id == tasks.c.lease_owner))
+        .where(tasks.c.status == TaskStatus.RUNNING.value)
+        .group_by(workers.c.name)
+        .order_by(func.count().desc())
+    )
+    return [row.name for row in rows]

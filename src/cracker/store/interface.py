@@ -3,7 +3,7 @@
 Two implementations keep their own fast statements behind it: ``SqliteStore`` runs units of work
 on one writer thread (statements are in-process calls, so composing them costs microseconds);
 ``PostgresStore`` runs each per-task operation as one statement, one round trip. The contract
-suite (``tests/store/contract``) runs the same assertions against both.
+suite (``tests/integration/store/contract``) runs the same assertions against both.
 
 The per-task operations are methods, each one transaction, each with the whole business rule
 inside: a create holds the price, writes the ledger row, the task and the idempotency key, all or

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, case, insert, or_, select, update
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, insert, literal, or_, select, update
 
 from cracker.domain.webhooks import DeliveryAttempt, DueDelivery, SigningSecrets
 from cracker.store.schema import accounts, webhook_attempts, webhook_deliveries
@@ -19,25 +22,33 @@ def enqueue_delivery(tx: Writer, delivery_id: str, task_id: str, account_id: str
     )
 
 
-def claim_due(tx: Writer, limit: int, lease_s: float, at: float) -> list[DueDelivery]:
+def claim_due(
+    tx: Writer, limit: int, lease_s: float, at: float, *, per_account: int | None = None,
+    in_flight: Mapping[str, int] | None = None,
+) -> list[DueDelivery]:
     """Lease due deliveries so that two dispatchers (two API processes) never send the same one.
 
     The due rows are picked once, with SKIP LOCKED on PostgreSQL (``skip_locked_pick``): at most
     ``limit`` of them, and none that another dispatcher is leasing right now.
+
+    With ``per_account``, an account gets at most that many deliveries in flight, counting the
+    ``in_flight`` ones this dispatcher already runs: accounts already at their limit are skipped
+    in SQL (so that thousands of one account's due deliveries never hide another account's), and
+    the others are ranked within the account so that one claim cannot take more than its share.
     """
-    due = (
-        select(webhook_deliveries.c.id)
-        .where(
-            webhook_deliveries.c.status == "pending",
-            webhook_deliveries.c.next_attempt_at <= at,
-            or_(webhook_deliveries.c.lease_until.is_(None), webhook_deliveries.c.lease_until < at),
-        )
-        .order_by(webhook_deliveries.c.next_attempt_at)
-        .limit(limit)
-    )
+    conditions = [
+        webhook_deliveries.c.status == "pending",
+        webhook_deliveries.c.next_attempt_at <= at,
+        or_(webhook_deliveries.c.lease_until.is_(None), webhook_deliveries.c.lease_until < at),
+    ]
+    if per_account is None:
+        due = select(webhook_deliveries.c.id).where(*conditions).order_by(webhook_deliveries.c.next_attempt_at)
+        picked = skip_locked_pick(tx.conn, webhook_deliveries.c.id, due.limit(limit))
+    else:
+        picked = _fair_pick(tx, conditions, limit, per_account, in_flight or {})
     rows = tx.conn.execute(
         update(webhook_deliveries)
-        .where(skip_locked_pick(tx.conn, webhook_deliveries.c.id, due))
+        .where(picked)
         .values(lease_until=at + lease_s)
         .returning(
             webhook_deliveries.c.id, webhook_deliveries.c.task_id, webhook_deliveries.c.account_id,
@@ -45,6 +56,42 @@ def claim_due(tx: Writer, limit: int, lease_s: float, at: float) -> list[DueDeli
         )
     )
     return [DueDelivery(r.id, r.task_id, r.account_id, r.url, r.attempts, r.created_at) for r in rows]
+
+
+def _fair_pick(
+    tx: Writer, conditions: list[ColumnElement[bool]], limit: int, per_account: int, in_flight: Mapping[str, int]
+) -> ColumnElement[bool]:
+    """``id IN (...)`` of at most ``limit`` due rows, at most each account's remaining allowance."""
+    busy = {account: n for account, n in in_flight.items() if n > 0}
+    full = [account for account, n in busy.items() if n >= per_account]
+    if full:
+        conditions = [*conditions, webhook_deliveries.c.account_id.not_in(full)]
+    # A window of candidates a few times the claim: enough for every account in it to get its
+    # share, small enough that the ranking stays cheap whatever the backlog. On PostgreSQL it is
+    # locked (SKIP LOCKED) and materialised once, as skip_locked_pick does: a window function
+    # cannot share a level with FOR UPDATE, and a plain subquery may be run again per row.
+    window_query = (
+        select(webhook_deliveries.c.id, webhook_deliveries.c.account_id, webhook_deliveries.c.next_attempt_at)
+        .where(*conditions)
+        .order_by(webhook_deliveries.c.next_attempt_at)
+        .limit(limit * 8)
+    )
+    if tx.conn.dialect.name == "postgresql":
+        window: Any = window_query.with_for_update(skip_locked=True).cte("window").prefix_with("MATERIALIZED")
+    else:
+        window = window_query.subquery()
+    ranked = select(
+        window.c.id, window.c.next_attempt_at,
+        func.row_number().over(partition_by=window.c.account_id, order_by=(window.c.next_attempt_at, window.c.id))
+        .label("rank"),
+        window.c.account_id,
+    ).subquery()
+    partly_busy = {account: per_account - n for account, n in busy.items() if n < per_account}
+    allowance: ColumnElement[int] = (
+        case(partly_busy, value=ranked.c.account_id, else_=per_account) if partly_busy else literal(per_account)
+    )
+    due = select(ranked.c.id).where(ranked.c.rank <= allowance).order_by(ranked.c.next_attempt_at).limit(limit)
+    return webhook_deliveries.c.id.in_(due.scalar_subquery())
 
 
 def record_attempt(

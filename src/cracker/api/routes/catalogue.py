@@ -68,7 +68,7 @@ code{{background:#f3f3f3;padding:.1em .3em;border-radius:3px}}dt{{font-weight:60
 
 
 @router.get(
-    "/errors/{slug}", response_class=HTMLResponse, responses=errors("not_found"),
+    "/errors/{slug}", response_class=HTMLResponse, responses=errors("not_found", "rate_limit_exceeded"),
     summary="The documentation page of one error code (the target of every doc_url)",
     operation_id="error_page",
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import Response
@@ -199,7 +200,16 @@ async def lease_tasks(runtime: RuntimeDep, key: WorkerKey, worker_id: WorkerId, 
     types = _canonical_types(body.types) if body.types is not None else None
     claims = await service.lease(worker, types, body.max_tasks, body.wait)
     expires = now() + service.lease_s
-    return JSONBytes({"tasks": [_leased_json(claim, expires) for claim in claims]})
+    # Each task is serialised on its own: one that cannot be sent (a stored number orjson refuses,
+    # from before creation bounded them) is ended, uncharged, instead of failing the whole answer
+    # after the claim committed and stranding every other task of the batch as running.
+    leased: list[orjson.Fragment] = []
+    for claim in claims:
+        try:
+            leased.append(orjson.Fragment(orjson.dumps(_leased_json(claim, expires))))
+        except (orjson.JSONEncodeError, TypeError) as exc:
+            await service.reject_unsendable(claim, str(exc))
+    return JSONBytes({"tasks": leased})
 
 
 @router.post(
