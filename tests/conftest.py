@@ -22,6 +22,7 @@ from cracker.api.middleware import RequestContextMiddleware
 from cracker.config import Settings
 from cracker.domain.workers import WorkerKind
 from cracker.runtime import Runtime
+from tests.timing import within
 
 TURNSTILE_PASS = "1x00000000000000000000AA"
 TURNSTILE_FAIL = "2x00000000000000000000AB"
@@ -33,14 +34,20 @@ RECAPTCHA_V2_KEY = "6LeIxAcTAAAAAJcZVRqyHh71UMIEGNQ_MXjiZKhI"
 # process), tests/acceptance (the real server as a subprocess over HTTP); one command runs all ---
 
 _HEAVIER_FIXTURES = {
-    "unit": {"api", "api_factory", "live_server", "store_url", "postgres_url", "sqlite_url"},
+    "unit": {"api", "api_factory", "backend", "live_server", "store_url", "postgres_url", "sqlite_url"},
     "integration": {"live_server"},
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test in a tier uses no fixture of a heavier one (so `pytest tests/unit` stays fast and needs
-    no database); a test that does belongs one folder up."""
+    no database); a test that does belongs one folder up. A test marked ``sqlite_only`` (it drives
+    SQLite's own locking) runs on that store alone: its PostgreSQL variant is deselected."""
+    other_store = [item for item in items if item.get_closest_marker("sqlite_only") is not None
+                   and getattr(item, "callspec", None) is not None and item.callspec.params.get("backend") != "sqlite"]
+    if other_store:
+        config.hook.pytest_deselected(items=other_store)
+        items[:] = [item for item in items if item not in other_store]
     for item in items:
         parts = Path(str(item.path)).parts
         tier = next((t for t in _HEAVIER_FIXTURES if t in parts), None)
@@ -126,19 +133,98 @@ async def running_api(settings: Settings) -> AsyncIterator[Api]:
         yield Api(app=app, runtime=runtime)
 
 
+def postgres_admin_url() -> str:
+    """The maintenance connection the tests create their PostgreSQL databases from."""
+    return os.environ.get("CRACKER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+async def _admin_sql(sql: str) -> None:
+    import asyncpg
+
+    from cracker.store.notify import asyncpg_dsn
+
+    conn = await asyncpg.connect(asyncpg_dsn(postgres_admin_url()), timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _create_database() -> tuple[str, str]:
+    """A new, empty PostgreSQL database: (name, URL). Unreachable: a skip, except in CI (``CI``
+    set), where it fails: CI proves both stores."""
+    import secrets
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    name = f"cracker_test_{secrets.token_hex(4)}"
+    try:
+        await _admin_sql(f'CREATE DATABASE "{name}"')
+    except (OSError, asyncpg.PostgresError) as exc:
+        message = f"PostgreSQL at {postgres_admin_url()} is unreachable ({exc}); set CRACKER_TEST_POSTGRES_URL"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return name, make_url(postgres_admin_url()).set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_database(name: str) -> None:
+    await _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@asynccontextmanager
+async def fresh_postgres_url() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on the test server, dropped afterwards."""
+    name, url = await _create_database()
+    try:
+        yield url
+    finally:
+        await _drop_database(name)
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """``fresh_postgres_url`` for synchronous tests and fixtures (no event loop running)."""
+    import asyncio
+
+    name, url = asyncio.run(_create_database())
+    try:
+        yield url
+    finally:
+        asyncio.run(_drop_database(name))
+
+
+@asynccontextmanager
+async def app_on(backend: str, tmp: Path, **overrides: Any) -> AsyncIterator[Api]:
+    """The real app on a fresh database of ``backend`` (a file under ``tmp``, or PostgreSQL)."""
+    if backend == "sqlite":
+        async with running_api(make_settings(tmp, **overrides)) as api:
+            yield api
+        return
+    async with fresh_postgres_url() as url, running_api(make_settings(tmp, database_url=url, **overrides)) as api:
+        yield api
+
+
+#: The app-level suite runs on both stores: the SQL production runs on PostgreSQL is not SQLite's.
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
-    """One app for the whole session; tests isolate themselves with fresh accounts."""
-    async with running_api(make_settings(tmp_path_factory.mktemp("api"))) as api:
+async def api(tmp_path_factory: pytest.TempPathFactory, backend: str) -> AsyncIterator[Api]:
+    """One app for the whole session (per store); tests isolate themselves with fresh accounts."""
+    async with app_on(backend, tmp_path_factory.mktemp("api")) as api:
         yield api
 
 
 @pytest.fixture
-def api_factory(tmp_path: Path) -> Callable[..., Any]:
+def api_factory(tmp_path: Path, backend: str) -> Callable[..., Any]:
     """An app with its own database and settings, for tests that need a special configuration."""
 
     def factory(**overrides: Any) -> Any:
-        return running_api(make_settings(tmp_path, **overrides))
+        return app_on(backend, tmp_path, **overrides)
 
     return factory
 
@@ -146,7 +232,7 @@ def api_factory(tmp_path: Path) -> Callable[..., Any]:
 async def wait_terminal(client: httpx.AsyncClient, task_id: str, timeout: float = 20.0) -> dict[str, Any]:
     import asyncio
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within(timeout)
     while True:
         body: dict[str, Any] = (await client.get(f"/v2/tasks/{task_id}")).json()
         if body["status"] in ("completed", "rejected") or time.monotonic() > deadline:
@@ -209,7 +295,7 @@ def started_server(tmp: Path, log_level: str = "warning", **env_overrides: str) 
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + within(60)
     while True:
         try:
             if httpx.get(f"{base_url}/v2/health", timeout=1).status_code == 200:

@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.acceptance.test_keys_and_secrets import fresh_postgres_database
-from tests.conftest import TURNSTILE_PASS, LiveServer, started_server
+from tests.conftest import TURNSTILE_PASS, LiveServer, fresh_postgres_database, started_server
 
 TURNSTILE = {"url": "https://example.com", "site_key": TURNSTILE_PASS}
 

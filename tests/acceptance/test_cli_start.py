@@ -16,8 +16,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 import cracker
-from tests.conftest import cracker_cli, free_port, started_server
-from tests.integration.store.conftest import postgres_admin_url
+from tests.conftest import cracker_cli, free_port, postgres_admin_url, started_server
 
 
 def _env(tmp_path: Path, database_url: str | None = None) -> dict[str, str]:

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import secrets
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from cracker.domain.accounts import Scope
 from cracker.sdk import verify_webhook
-from cracker.store.notify import asyncpg_dsn
-from tests.conftest import TURNSTILE_PASS, Api, LiveServer, cracker_cli, started_server, wait_terminal
-from tests.integration.store.conftest import postgres_admin_url
+from tests.conftest import (
+    TURNSTILE_PASS,
+    Api,
+    LiveServer,
+    cracker_cli,
+    fresh_postgres_database,
+    started_server,
+    wait_terminal,
+)
 from tests.integration.test_client_features import Receiver, receiver  # noqa: F401 - the fixture
 
 TURNSTILE = {"url": "https://example.com", "site_key": TURNSTILE_PASS}
@@ -120,31 +122,6 @@ def test_cli_lists_and_revokes_a_key_the_server_then_refuses(live_server: LiveSe
 
 
 # --- revocation across two processes on PostgreSQL ---
-
-
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database on the test server, dropped afterwards."""
-    admin_url = postgres_admin_url()
-    name = f"cracker_test_{secrets.token_hex(4)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(asyncpg_dsn(admin_url), timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    try:
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {admin_url} is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL at {admin_url} is unreachable: {exc}")
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

@@ -8,9 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from cracker.domain.accounts import Scope
 from cracker.domain.catalogue import CATALOGUE
+from cracker.store.schema import tasks
 from tests.conftest import TURNSTILE_PASS, Api
 
 TURNSTILE = {"url": "https://example.com/login", "site_key": TURNSTILE_PASS}
@@ -140,14 +142,16 @@ async def test_internal_error_hides_the_failure(api: Api) -> None:
         created = (await client.post("/v2/tasks/turnstile", json=TURNSTILE)).json()
         # Break the stored row behind the server's back (a status no code writes): reading it
         # now fails unexpectedly. The row is inert for the queue, which claims pending tasks only.
-        db = api.runtime.settings.database_url.removeprefix("sqlite:///")
-        with sqlite3.connect(db) as conn:
-            conn.execute("UPDATE tasks SET status = 'bogus' WHERE id = ?", (created["task_id"],))
+        def corrupt(tx: Any) -> None:
+            tx.conn.execute(update(tasks).where(tasks.c.id == created["task_id"]).values(status="bogus"))
+
+        await api.runtime.store.write(corrupt)
         response = await client.get(f"/v2/tasks/{created['task_id']}")
     error = assert_envelope(response, "internal_error")
     assert error["message"] == "Internal server error"
 
 
+@pytest.mark.sqlite_only
 async def test_service_unavailable_when_the_database_is_locked(api_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
     async with api_factory(sqlite_busy_timeout_ms=100, in_process_workers=False) as api:
         async with await api.client_for() as client:

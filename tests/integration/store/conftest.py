@@ -9,58 +9,23 @@ it fails: CI must prove both stores.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import pytest
 
 from cracker.store import Store, open_store
 from cracker.store.migrate import migrate
-from cracker.store.notify import asyncpg_dsn
+from tests.conftest import fresh_postgres_database
 
 from .contract.helpers import empty
-
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def postgres_admin_url() -> str:
-    return os.environ.get("CRACKER_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(postgres_admin_url()), timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _unreachable(reason: str) -> None:
-    message = f"PostgreSQL at {postgres_admin_url()} is unreachable ({reason}); set CRACKER_TEST_POSTGRES_URL"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}. CI must run the store suite on PostgreSQL.", pytrace=False)
-    pytest.skip(f"{message}: PostgreSQL store tests skipped")
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated database for this test session; dropped afterwards."""
-    name = f"cracker_test_{secrets.token_hex(4)}"
-    try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        _unreachable(f"{type(exc).__name__}: {exc}")
-    from sqlalchemy.engine import make_url
-
-    url = make_url(postgres_admin_url()).set(database=name).render_as_string(hide_password=False)
-    try:
+    with fresh_postgres_database() as url:
         migrate(url)
         yield url
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cracker.service.pg_notifier import PostgresNotifier
+from tests.timing import within
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ async def test_a_finish_in_one_process_wakes_a_waiter_in_another(
     for task_id in ("task-0", "task-1", "task-2"):  # coalesced into one NOTIFY
         worker.task_finished(task_id)
     await asyncio.wait_for(waiter, 2)
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < within(1)
 
 
 async def test_new_work_in_one_process_wakes_workers_in_another(
@@ -45,7 +46,7 @@ async def test_new_work_in_one_process_wakes_workers_in_another(
     await asyncio.sleep(0.05)
     api.task_created()
     await asyncio.wait_for(waiter, 2)
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < within(1)
 
 
 async def test_many_finished_ids_are_split_under_the_payload_limit(

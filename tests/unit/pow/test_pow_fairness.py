@@ -14,6 +14,7 @@ from cracker.domain.errors import TaskRejected
 from cracker.domain.pow_challenges import ALTCHA_V2_MAX_STEP_UNITS
 from cracker.solvers.pow import PowEngine
 from cracker.solvers.pow._common import all_hits
+from tests.timing import within
 
 from .test_pow_engine import FAR, quick_search_seconds
 
@@ -47,7 +48,7 @@ async def test_thousands_of_searches_of_one_task_are_one_share(python_engine: Po
     assert other is not None and other.nonce == 7
     assert [hit.nonce if hit else None for hit in hits] == [i % 7 for i in range(5000)]
     # Round robin: the other task waited for about one chunk per worker, not for 5,000 of them.
-    assert waited < 5
+    assert waited < within(5)
     assert python_engine.active_tasks == 0
 
 
@@ -56,12 +57,12 @@ async def test_an_account_flooding_the_pool_leaves_a_turn_to_another(engine: Pow
     flood = [impossible(engine, f"flood {i}", "account A") for i in range(16)]
     await asyncio.sleep(0.3)
     try:
-        assert await quick_search_seconds(engine) < 1.5
+        assert await quick_search_seconds(engine) < within(1.5)
     finally:
         for search in flood:
             search.cancel()
         await asyncio.gather(*flood, return_exceptions=True)
-    assert await quick_search_seconds(engine) < 1.5
+    assert await quick_search_seconds(engine) < within(1.5)
 
 
 async def test_the_first_miss_stops_the_sibling_searches(python_engine: PowEngine) -> None:
@@ -80,7 +81,7 @@ async def test_the_first_miss_stops_the_sibling_searches(python_engine: PowEngin
     with pytest.raises(TaskRejected, match="no_solution"):
         await all_hits(searches, lambda index: miss())
     # The two endless siblings were stopped with the task: the pool is free at once.
-    assert await quick_search_seconds(python_engine) < 1.5
+    assert await quick_search_seconds(python_engine) < within(1.5)
 
 
 async def test_the_costliest_key_derivation_stops_soon_after_the_deadline(python_engine: PowEngine) -> None:
@@ -92,9 +93,9 @@ async def test_the_costliest_key_derivation_stops_soon_after_the_deadline(python
             "kdf", (spec, b"n" * 16, b"s" * 16, "ab" * 16), start=0, stop=10_000, chunk=1,
             deadline=time.time() + 0.5, task="kdf task",
         )
-    assert time.monotonic() - began < 2
+    assert time.monotonic() - began < within(2)
     # A worker finishes at most the derivation it had begun: the pool is free within one.
-    assert await quick_search_seconds(python_engine) < 1.5
+    assert await quick_search_seconds(python_engine) < within(1.5)
 
 
 async def test_a_dead_worker_fails_the_searches_in_flight_and_the_next_search_gets_a_fresh_pool() -> None:

@@ -11,6 +11,7 @@ from cracker.domain.errors import TaskRejected
 from cracker.domain.pow_challenges import PowSha256Task
 from cracker.solvers.base import Solver
 from cracker.solvers.pow import PowEngine, PowSha256Solver
+from tests.timing import within
 
 from .conftest import make_job
 
@@ -43,11 +44,11 @@ async def test_deadline_rejects_solve_timeout_and_frees_the_pool(engine: PowEngi
     else:
         pytest.fail("four challenges of 2^28 expected hashes were all solved inside 0.3 s")
     assert rejection.code == "solve_timeout"
-    assert time.monotonic() - began < 3
+    assert time.monotonic() - began < within(3)
     # The cancelled search left no work behind: a small task right after is answered at once.
     began = time.monotonic()
     await solver.solve(make_job("pow-sha256", PowSha256Task, {"data": "x", "difficulty": 2}))
-    assert time.monotonic() - began < 3
+    assert time.monotonic() - began < within(3)
 
 
 async def test_past_deadline_is_rejected_before_any_work(python_engine: PowEngine) -> None:
