@@ -11,6 +11,7 @@ import altcha
 import httpx
 
 from tests.conftest import started_server
+from tests.timing import within
 
 #: PBKDF2-SHA-256 iterations of one key derivation: the most the server accepts (bench/fairness_bench.py).
 MAX_STEP_COST = 250_000
@@ -41,7 +42,7 @@ async def test_another_accounts_task_completes_during_a_flood(tmp_path: Path) ->
             created = await other.post("/v2/tasks/pow-sha256", json={"data": "fair", "difficulty": 2})
             assert created.status_code == 201
             task_id = created.json()["task_id"]
-            task = (await other.get(f"/v2/tasks/{task_id}", params={"wait": 20})).json()
+            task = (await other.get(f"/v2/tasks/{task_id}", params={"wait": min(within(20), 60)})).json()
             waited = time.monotonic() - began
     assert task["status"] == "completed", task
-    assert waited < 20
+    assert waited < within(20)
