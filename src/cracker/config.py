@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     #: image-to-text tasks a built-in worker solves at once, in slots of their own that proof of
     #: work cannot take (see ``cracker.worker.lanes``).
     ocr_worker_concurrency: int = Field(default=8, ge=1)
+    #: Tasks one account may have running at once in each worker lane (the types one claim asks
+    #: for: proof of work, OCR, a pool's types); 0: no cap. Workers claim round robin between
+    #: accounts; this cap also keeps one account's long solves from holding every slot. Exact on
+    #: SQLite; on PostgreSQL claims at the same moment may each fill it (docs/architecture.md).
+    max_running_per_account: int = Field(default=8, ge=0)
     #: Processes for CPU-heavy solving; 0 means one per core.
     cpu_workers: int = Field(default=0, ge=0)
     #: Read doubtful OCR readings again in four more views that vote: about 1 point of accuracy on

@@ -122,6 +122,7 @@ async def build_runtime(
     callbacks = callback_policy(settings)
     tasks = TaskService(
         store, offers, capacity, notifier, metrics, task_timeout_s=settings.task_timeout_s, callbacks=callbacks,
+        max_running_per_account=settings.max_running_per_account,
     )
     completions = CompletionBatcher(tasks)
     completions.start()

@@ -79,7 +79,9 @@ class TaskService:
         *,
         task_timeout_s: float,
         callbacks: CallbackPolicy | None = None,
+        max_running_per_account: int = 0,
     ) -> None:
+        self._max_running_per_account = max_running_per_account
         self._callbacks = callbacks or CallbackPolicy()
         self._offers = offers
         self._store = store
@@ -230,7 +232,8 @@ class TaskService:
         accounts: Sequence[str] | None = None,
     ) -> list[ClaimedTask]:
         return await self._store.claim_tasks(
-            types, owner, limit, lease_s, now(), builtin_only=builtin_only, accounts=accounts
+            types, owner, limit, lease_s, now(), builtin_only=builtin_only, accounts=accounts,
+            max_running_per_account=self._max_running_per_account,
         )
 
     async def complete_many(self, items: Sequence[Completion]) -> list[Task | None]:

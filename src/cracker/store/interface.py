@@ -82,9 +82,21 @@ class Store(ABC):
     @abstractmethod
     async def claim_tasks(
         self, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float, *, builtin_only: bool = False,
-        accounts: Sequence[str] | None = None,
+        accounts: Sequence[str] | None = None, max_running_per_account: int = 0,
     ) -> list[ClaimedTask]:
-        """Lease up to ``limit`` pending tasks of ``types`` to ``owner``, oldest first.
+        """Lease up to ``limit`` pending tasks of ``types`` to ``owner``, round robin between accounts.
+
+        Each account's tasks go oldest first; between accounts, the next task is the one of the
+        account with the fewest tasks running (counting what this claim took), the oldest among
+        equals: a claim takes one task of every account with none in flight before a second of
+        any, and a claim of one serves an idle account ahead of a backlog, so one account's
+        backlog never delays another's next task.
+
+        ``max_running_per_account`` (0: no cap): an account that has that many tasks of ``types``
+        ``running`` gets none, and one below it at most the room left (counted per claimed types,
+        so per lane: the OCR lane's share is its own). Exact on SQLite (one writer); on PostgreSQL
+        claims that overlap in time each read the running count before the others' picks commit,
+        so an account may reach, at worst, the cap times the number of overlapping claims.
 
         Concurrent claimers never share a task. ``builtin_only``: skip tasks only an attached pool
         may lease (``pool_only``). ``accounts``: only tasks of these accounts (a pool an operator

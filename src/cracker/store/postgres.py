@@ -137,13 +137,16 @@ class PostgresStore(Store):
 
     async def claim_tasks(
         self, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float, *, builtin_only: bool = False,
-        accounts: Sequence[str] | None = None,
+        accounts: Sequence[str] | None = None, max_running_per_account: int = 0,
     ) -> list[ClaimedTask]:
         if not types or limit <= 0:
             return []
         only = list(accounts) if accounts is not None else None
         rows = await self._run(
-            lambda pool: pool.fetch(pg_sql.CLAIM[builtin_only], list(types), limit, owner, now + lease_s, now, only),
+            lambda pool: pool.fetch(
+                pg_sql.CLAIM[builtin_only], list(types), limit, owner, now + lease_s, now, max_running_per_account,
+                only,
+            ),
             retry=True,
         )
         claimed = sorted((task_from_row(r) for r in rows), key=lambda t: t.created_at)  # RETURNING has no order

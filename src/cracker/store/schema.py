@@ -95,11 +95,16 @@ tasks = Table(
     # True when no built-in solver accepts the task: only an attached worker pool may lease it.
     Column("pool_only", Boolean, nullable=False, server_default=false()),
 )
-# The claim query scans pending tasks of some types oldest first.
+# Live tasks by status and type: the metrics' queue depths, the claim's running counts per type.
 Index("ix_tasks_claim", tasks.c.status, tasks.c.type, tasks.c.created_at)
 # The reaper finds live tasks past their deadline.
 Index("ix_tasks_deadline", tasks.c.status, tasks.c.deadline_at)
 Index("ix_tasks_account", tasks.c.account_id, tasks.c.created_at)
+# The fair claim walks the accounts that have pending tasks, then each one's oldest (0007).
+Index(
+    "ix_tasks_pending_account", tasks.c.account_id, tasks.c.created_at,
+    postgresql_where=tasks.c.status == "pending", sqlite_where=tasks.c.status == "pending",
+)
 
 ledger = Table(
     "ledger",

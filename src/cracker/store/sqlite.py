@@ -59,12 +59,14 @@ class SqliteStore(Store):
 
     async def claim_tasks(
         self, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float, *, builtin_only: bool = False,
-        accounts: Sequence[str] | None = None,
+        accounts: Sequence[str] | None = None, max_running_per_account: int = 0,
     ) -> list[ClaimedTask]:
         if not types or limit <= 0:
             return []
         return await self.write(
-            lambda tx: sqlite_tasks.claim(tx, types, owner, limit, lease_s, now, builtin_only, accounts)
+            lambda tx: sqlite_tasks.claim(
+                tx, types, owner, limit, lease_s, now, builtin_only, max_running_per_account, accounts
+            )
         )
 
     async def complete_tasks(self, items: Sequence[Completion], now: float) -> list[Task]:

@@ -105,6 +105,8 @@ class WorkerRuntime:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
+            # Cleared before the claim: a task of this worker that ends meanwhile still wakes it.
+            self._slot_free.clear()
             try:
                 claims = await self._workers.claim(self.owner, types, free, builtin_only=True)
             except Exception:
@@ -117,9 +119,21 @@ class WorkerRuntime:
                 self._running.add(task)
                 task.add_done_callback(self._done)
             if len(claims) < free:
-                # The queue is drained (for now): claiming again at once would find nothing, so
-                # wait for the next "new work" wake-up (or the poll) instead.
-                await self._tasks.notifier.wait_for_work(self._poll_s)
+                # The queue is drained (for now), or what is left belongs to accounts at their
+                # in-flight cap: claiming again at once would find nothing, so wait for the next
+                # "new work" wake-up, for one of this worker's tasks to end (its account may be
+                # back under the cap), or the poll.
+                await self._wait_for_work_or_a_free_slot()
+
+    async def _wait_for_work_or_a_free_slot(self) -> None:
+        work = asyncio.ensure_future(self._tasks.notifier.wait_for_work(self._poll_s))
+        slot = asyncio.ensure_future(self._slot_free.wait())
+        try:
+            await asyncio.wait({work, slot}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (work, slot):
+                waiter.cancel()
+            await asyncio.gather(work, slot, return_exceptions=True)
 
     async def _solve_unless_ended(
         self, solving: Coroutine[Any, Any, Solution], task_id: str, remaining: float

@@ -9,7 +9,8 @@ rejected ``worker_lost``, deadlines pass) and top-ups, and checks after every st
 - every task holds once; an ended task has captured or released its hold, exactly once, and a
   live one has done neither (``audit.audit_ledger``);
 - no task ends twice, and each operation did exactly what a model of the queue says it should
-  (a completion under a lost lease changes nothing; a claim takes only pending tasks).
+  (a completion under a lost lease changes nothing; a claim takes only pending tasks, leaves none
+  it could take, and never takes an account past its in-flight cap).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class QueueAndBooks(RuleBasedStateMachine):
         self.attempts: dict[str, int] = {}
         self.deadline: dict[str, float] = {}
         self.pool_only: dict[str, bool] = {}
+        self.account: dict[str, str] = {}
         self.claims: list[ClaimedTask] = []  # every lease ever granted, stale ones too
         self.keys: dict[tuple[str, str], str] = {}  # (account, key) -> task
 
@@ -129,14 +131,20 @@ class QueueAndBooks(RuleBasedStateMachine):
         self.attempts[task.id] = 0
         self.deadline[task.id] = new.deadline_at
         self.pool_only[task.id] = pool_only
+        self.account[task.id] = account_id
         if key is not None:
             self.keys[(account_id, key)] = task.id
 
     # Two owners only: a worker often claims again a task whose earlier lease of its own expired,
     # and only the attempt tells the two leases apart.
-    @rule(limit=st.integers(1, 4), builtin_only=st.booleans(), owner=st.sampled_from(["w1", "w2"]))
-    def claim(self, limit: int, builtin_only: bool, owner: str) -> None:
-        claimed = self.run(self.store.claim_tasks([TYPE], owner, limit, LEASE_S, self.now, builtin_only=builtin_only))
+    @rule(
+        limit=st.integers(1, 4), builtin_only=st.booleans(), owner=st.sampled_from(["w1", "w2"]),
+        cap=st.sampled_from([0, 1, 2]),
+    )
+    def claim(self, limit: int, builtin_only: bool, owner: str, cap: int) -> None:
+        claimed = self.run(self.store.claim_tasks(
+            [TYPE], owner, limit, LEASE_S, self.now, builtin_only=builtin_only, max_running_per_account=cap
+        ))
         assert len(claimed) <= limit
         for c in claimed:
             assert self.status[c.task.id] is TaskStatus.PENDING, "claimed a task that was not pending"
@@ -146,12 +154,23 @@ class QueueAndBooks(RuleBasedStateMachine):
             self.status[c.task.id] = TaskStatus.RUNNING
             self.lease[c.task.id] = (owner, c.attempt, self.now + LEASE_S)
             self.claims.append(c)
+        running = self._running_by_account()
+        # Another claim under a higher cap (or none) may have left an account above this one.
+        took = {self.account[c.task.id] for c in claimed}
+        assert not cap or all(running[a] <= cap for a in took), "a claim took an account past its in-flight cap"
         if len(claimed) < limit:
             left = [
                 t for t, s in self.status.items()
                 if s is TaskStatus.PENDING and not (builtin_only and self.pool_only[t])
+                and not (cap and running.get(self.account[t], 0) >= cap)
             ]
             assert left == [], "a claim left claimable tasks behind"
+
+    def _running_by_account(self) -> dict[str, int]:
+        running: dict[str, int] = {}
+        for task_id in self.lease:
+            running[self.account[task_id]] = running.get(self.account[task_id], 0) + 1
+        return running
 
     def _holds(self, c: ClaimedTask) -> bool:
         lease = self.lease.get(c.task.id)
@@ -222,7 +241,7 @@ class QueueAndBooks(RuleBasedStateMachine):
         """A worker stalls past its lease, the reaper requeues its tasks, and a worker (itself,
         maybe) claims them again: its earlier claims are now stale and must be refused."""
         self.time_passes(LEASE_S + 1)
-        self.claim(4, False, owner)
+        self.claim(4, False, owner, 0)
 
     @invariant()
     def books_balance(self) -> None:
