@@ -229,11 +229,17 @@ class TaskService:
 
     async def claim(
         self, types: Sequence[str], owner: str, limit: int, lease_s: float, *, builtin_only: bool = False,
-        accounts: Sequence[str] | None = None,
+        accounts: Sequence[str] | None = None, lane_slots: int | None = None,
     ) -> list[ClaimedTask]:
+        """``lane_slots``: the claiming worker's slot count. With a cap set, one account may hold all
+        but one of them, whatever the cap: a slot stays free for every other account's next task,
+        so a flood waits behind nobody's deadline (the fairness goal of the in-process worker)."""
+        cap = self._max_running_per_account
+        if cap and lane_slots is not None and lane_slots > 1:
+            cap = min(cap, lane_slots - 1)
         return await self._store.claim_tasks(
             types, owner, limit, lease_s, now(), builtin_only=builtin_only, accounts=accounts,
-            max_running_per_account=self._max_running_per_account,
+            max_running_per_account=cap,
         )
 
     async def complete_many(self, items: Sequence[Completion]) -> list[Task | None]:

@@ -128,10 +128,11 @@ class WorkerService:
 
     async def claim(
         self, worker_id: str, types: Sequence[str], limit: int, *, builtin_only: bool,
-        accounts: Sequence[str] | None = None,
+        accounts: Sequence[str] | None = None, lane_slots: int | None = None,
     ) -> list[ClaimedTask]:
         return await self._tasks.claim(
-            types, worker_id, limit, self.lease_s, builtin_only=builtin_only, accounts=accounts
+            types, worker_id, limit, self.lease_s, builtin_only=builtin_only, accounts=accounts,
+            lane_slots=lane_slots,
         )
 
     async def lease(

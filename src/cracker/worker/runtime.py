@@ -108,7 +108,9 @@ class WorkerRuntime:
             # Cleared before the claim: a task of this worker that ends meanwhile still wakes it.
             self._slot_free.clear()
             try:
-                claims = await self._workers.claim(self.owner, types, free, builtin_only=True)
+                claims = await self._workers.claim(
+                    self.owner, types, free, builtin_only=True, lane_slots=self._concurrency
+                )
             except Exception:
                 # The database may be busy or briefly gone; the loop must outlive that.
                 log.exception("claiming tasks failed; retrying")
