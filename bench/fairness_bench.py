@@ -1,7 +1,6 @@
 """Fairness benchmark: another account's task latency while one account floods the service.
 
-    CRACKER_MAX_RUNNING_PER_ACCOUNT=7 .venv/bin/python bench/fairness_bench.py --count-queued 30
-                                                         # under a minute; SQLite, one process
+    .venv/bin/python bench/fairness_bench.py --count-queued 30   # under a minute; SQLite, one process
 
 One `cracker serve` (SQLite, in-process worker, a proof-of-work process per core). Account A
 floods it with the most expensive work the server accepts: ALTCHA v2 PBKDF2/SHA-256 challenges
@@ -14,8 +13,7 @@ Phases, in one run:
 - idle: B alone;
 - flood above the slots: A keeps more tasks live than the in-process worker has slots; the claim
   runs at most CRACKER_MAX_RUNNING_PER_ACCOUNT of them (the server takes the setting from this
-  environment): below the slots, B's task takes a free one; at or above them (the default cap
-  equals the default 8 slots), B's task waits for one of A's to end, up to its deadline;
+  environment), and a built-in lane at most its slots minus one: B's task takes the slot left;
 - flood within the slots: A keeps one task fewer than the slots live: B's proof of work gets a
   slot whatever the cap, and its share of the pool.
 Each prints p50 / p99 per type and the ratio to idle (goal: within 2x, and no rejection).
