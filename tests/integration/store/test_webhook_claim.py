@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import event
 
 from cracker.domain.clock import new_id
 from cracker.store import Store, Writer, webhooks
@@ -78,11 +79,15 @@ async def test_the_fair_pick_locks_its_window_once(store: Store) -> None:
         if "webhook_deliveries" in statement and statement.lstrip().upper().startswith(("UPDATE", "WITH")):
             statements.append(statement)
 
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        await store.write(lambda tx: webhooks.claim_due(tx, 3, 60, time.time(), per_account=2, in_flight={"a": 1}))
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
+    def pick(tx: Any) -> object:
+        # On this transaction's connection only: other apps of the test session run their own.
+        event.listen(tx.conn, "before_cursor_execute", record)
+        try:
+            return webhooks.claim_due(tx, 3, 60, time.time(), per_account=2, in_flight={"a": 1})
+        finally:
+            event.remove(tx.conn, "before_cursor_execute", record)
+
+    await store.write(pick)
     (sql,) = statements
     if store.dialect == "postgresql":
         assert "MATERIALIZED" in sql and "SKIP LOCKED" in sql and "row_number" in sql.lower()

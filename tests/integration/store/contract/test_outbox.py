@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import event
 
 from cracker.store import Rejection, Store, webhooks
 
@@ -79,11 +80,15 @@ async def test_dispatchers_pick_due_deliveries_in_the_one_skip_locked_form(store
         if "webhook_deliveries" in statement and statement.lstrip().upper().startswith(("UPDATE", "WITH")):
             statements.append(statement)
 
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        await store.write(lambda tx: webhooks.claim_due(tx, 3, 60, time.time()))
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
+    def pick(tx: Any) -> object:
+        # On this transaction's connection only: other apps of the test session run their own.
+        event.listen(tx.conn, "before_cursor_execute", record)
+        try:
+            return webhooks.claim_due(tx, 3, 60, time.time())
+        finally:
+            event.remove(tx.conn, "before_cursor_execute", record)
+
+    await store.write(pick)
     (sql,) = statements
     if store.dialect == "postgresql":
         assert "MATERIALIZED" in sql and "SKIP LOCKED" in sql and "LIMIT" in sql
