@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from typing import Any
-
-from sqlalchemy import event
 
 from cracker.domain.clock import new_id
 from cracker.store import Store, Writer, webhooks
+from tests.integration.store.contract.helpers import delivery_pick_statements
 
 
 async def _account_with_deliveries(store: Store, count: int, at: float) -> str:
@@ -73,21 +71,9 @@ async def test_fair_claims_from_two_dispatchers_never_overlap(store: Store, seco
 async def test_the_fair_pick_locks_its_window_once(store: Store) -> None:
     """On PostgreSQL the candidate window is a MATERIALIZED CTE with SKIP LOCKED, as in
     ``skip_locked_pick``: a subquery rerun per row could lease more than the limit."""
-    statements: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if "webhook_deliveries" in statement and statement.lstrip().upper().startswith(("UPDATE", "WITH")):
-            statements.append(statement)
-
-    def pick(tx: Any) -> object:
-        # On this transaction's connection only: other apps of the test session run their own.
-        event.listen(tx.conn, "before_cursor_execute", record)
-        try:
-            return webhooks.claim_due(tx, 3, 60, time.time(), per_account=2, in_flight={"a": 1})
-        finally:
-            event.remove(tx.conn, "before_cursor_execute", record)
-
-    await store.write(pick)
+    statements = await delivery_pick_statements(
+        store, lambda tx: webhooks.claim_due(tx, 3, 60, time.time(), per_account=2, in_flight={"a": 1})
+    )
     (sql,) = statements
     if store.dialect == "postgresql":
         assert "MATERIALIZED" in sql and "SKIP LOCKED" in sql and "row_number" in sql.lower()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, event
 
 from cracker.domain.clock import new_id
 from cracker.domain.tasks import ClaimedTask, Task
@@ -103,3 +104,23 @@ async def assert_books_balance(store: Store) -> None:
         report.bad_holds, report.captured_twice, report.released_twice, report.captured_and_released,
         report.completed_not_captured, report.terminal_not_settled, report.live_but_settled,
     ) == (0, 0, 0, 0, 0, 0, 0), report
+
+
+async def delivery_pick_statements(store: Store, pick: Callable[[Writer], object]) -> list[str]:
+    """The SQL that writes webhook deliveries while ``pick`` runs in one transaction, recorded on that
+    transaction's connection only (other apps of the test session run their own dispatchers)."""
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "webhook_deliveries" in statement and statement.lstrip().upper().startswith(("UPDATE", "WITH")):
+            statements.append(statement)
+
+    def run(tx: Writer) -> object:
+        event.listen(tx.conn, "before_cursor_execute", record)
+        try:
+            return pick(tx)
+        finally:
+            event.remove(tx.conn, "before_cursor_execute", record)
+
+    await store.write(run)
+    return statements

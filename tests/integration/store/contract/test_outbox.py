@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
-
-from sqlalchemy import event
 
 from cracker.store import Rejection, Store, webhooks
 
-from .helpers import claim, complete, create_tasks, new_account
+from .helpers import claim, complete, create_tasks, delivery_pick_statements, new_account
 
 HOOK = "https://example.com/hook"
 
@@ -74,21 +71,7 @@ async def test_dispatchers_pick_due_deliveries_in_the_one_skip_locked_form(store
     """On PostgreSQL the due rows are picked once, in a MATERIALIZED CTE with SKIP LOCKED: the form
     ``IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`` may be rerun per row by the planner and then
     lease more than n rows (too rare to reproduce on a small table, hence this check of the form)."""
-    statements: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if "webhook_deliveries" in statement and statement.lstrip().upper().startswith(("UPDATE", "WITH")):
-            statements.append(statement)
-
-    def pick(tx: Any) -> object:
-        # On this transaction's connection only: other apps of the test session run their own.
-        event.listen(tx.conn, "before_cursor_execute", record)
-        try:
-            return webhooks.claim_due(tx, 3, 60, time.time())
-        finally:
-            event.remove(tx.conn, "before_cursor_execute", record)
-
-    await store.write(pick)
+    statements = await delivery_pick_statements(store, lambda tx: webhooks.claim_due(tx, 3, 60, time.time()))
     (sql,) = statements
     if store.dialect == "postgresql":
         assert "MATERIALIZED" in sql and "SKIP LOCKED" in sql and "LIMIT" in sql
