@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cracker import __version__, cli_solve
+from cracker.cli_ocr_models import ocr_models_app
 from cracker.config import Settings
 from cracker.domain.accounts import Scope
 from cracker.domain.clock import rfc3339
@@ -40,6 +41,7 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(offers_app, name="offers")
 app.add_typer(pools_app, name="pools")
+app.add_typer(ocr_models_app, name="ocr-models")
 app.command("solve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(cli_solve.solve)
 
 # soft_wrap: keys and commands must stay on one line, to be copied whole.

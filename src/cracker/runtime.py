@@ -15,6 +15,7 @@ from cracker.service.accounts import AccountService
 from cracker.service.capacity import LiveCapacity
 from cracker.service.completions import CompletionBatcher
 from cracker.service.events import Notifier
+from cracker.service.ocr_models import OcrModelService
 from cracker.service.offers import OfferService
 from cracker.service.pg_notifier import notifier_for
 from cracker.service.tasks import TaskService
@@ -64,6 +65,7 @@ class Runtime:
     solvers: SolverRegistry
     pow_engine: PowEngine
     ocr: OcrSolver
+    ocr_models: OcrModelService
     notifier: Notifier
     capacity: LiveCapacity
     completions: CompletionBatcher
@@ -104,7 +106,10 @@ async def build_runtime(
     store = open_store(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     metrics = Metrics()
     pow_engine = PowEngine(settings.cpu_workers or None)
-    ocr = OcrSolver(InferenceBatcher(second_look=settings.ocr_second_look))
+    # Named models: every process reads the registry (the API to validate and list, workers to serve).
+    ocr_models = OcrModelService(store)
+    ocr = OcrSolver(InferenceBatcher(second_look=settings.ocr_second_look), ocr_models,
+                    second_look=settings.ocr_second_look)
     solvers = builtin_solvers(pow_engine, ocr)
     notifier = notifier_for(settings.database_url)
     await notifier.start()
@@ -122,7 +127,7 @@ async def build_runtime(
     callbacks = callback_policy(settings)
     tasks = TaskService(
         store, offers, capacity, notifier, metrics, task_timeout_s=settings.task_timeout_s, callbacks=callbacks,
-        max_running_per_account=settings.max_running_per_account,
+        max_running_per_account=settings.max_running_per_account, models=ocr_models,
     )
     completions = CompletionBatcher(tasks)
     completions.start()
@@ -134,7 +139,8 @@ async def build_runtime(
         accounts=AccountService(store, auth_cache_s=settings.auth_cache_s, max_keys=settings.max_api_keys_per_account),
         offers=offers, tasks=tasks,
         webhooks=WebhookService(store, backoff_scale=settings.webhook_backoff_scale), solvers=solvers,
-        pow_engine=pow_engine, ocr=ocr, notifier=notifier, capacity=capacity, completions=completions,
+        pow_engine=pow_engine, ocr=ocr, ocr_models=ocr_models, notifier=notifier, capacity=capacity,
+        completions=completions,
         worker_service=worker_service,
     )
     if worker is not None:

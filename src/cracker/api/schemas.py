@@ -71,6 +71,14 @@ class HealthModel(BaseModel):
     timestamp: str
 
 
+class OcrModelEntry(BaseModel):
+    name: str = Field(description="What an image-to-text task sends in ``model``")
+    score: float | None = Field(
+        description="Sequence accuracy on the held-out part of the images it was fine-tuned on; null for general"
+    )
+    created_at: str | None = Field(description="When it was registered; null for the shipped general model")
+
+
 class OfferModel(BaseModel):
     type: str
     price: str = Field(examples=["0.0009"])
@@ -83,6 +91,11 @@ class OfferModel(BaseModel):
         default=None,
         description="Proof of work: the most work spent before the task is rejected (no_solution); "
         "the task's deadline bounds it too",
+    )
+    models: list[OcrModelEntry] | None = Field(
+        default=None,
+        description="image-to-text: the OCR models a task may name in ``model``, the general one first; "
+        "null for other types",
     )
 
 

@@ -13,6 +13,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic_core import PydanticCustomError
 
 from cracker.domain.images import image_problem
+from cracker.domain.ocr_models import GENERAL_MODEL
+from cracker.domain.ocr_models import NAME_PATTERN as MODEL_NAME_PATTERN
 from cracker.domain.pow_challenges import (
     ALTCHA_V1_MAX_NUMBER,
     ALTCHA_V2_MAX_COUNTERS,
@@ -102,6 +104,12 @@ class ImageToTextTask(_Fields):
     max_length: Annotated[int, Field(ge=1, le=32)] | None = None
     charset: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
         default=None, description="The characters the answer may contain"
+    )
+    model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN, max_length=64)] | None = Field(
+        default=None,
+        description=f"The OCR model to read with: {GENERAL_MODEL!r} (the default, the shipped general model) or a "
+        "model the operator fine-tuned for a site's captcha; GET /v2/offers lists them. An unknown name is "
+        "refused (validation_failed on model).",
     )
 
     @field_validator("image_b64")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -12,6 +13,9 @@ from cracker.ocr_training.evaluate import Score, load_folder, score
 from cracker.ocr_training.generators import ALL_GENERATORS, TRAIN_GENERATORS, samples
 from cracker.solvers.ocr.model import OcrModel
 from cracker.solvers.ocr.reader import OcrReader
+
+if TYPE_CHECKING:
+    from cracker.ocr_training.finetune import FineTuneResult
 
 console = Console()
 SHIPPED_CHECKPOINT = Path(__file__).with_name("shipped_checkpoint.pt")
@@ -83,3 +87,40 @@ def train(out: Path, steps: int, minutes: float | None, batch_size: int, learnin
     console.print(f"model: {out / 'model.onnx'} (+ model.json, checkpoint.pt to fine-tune from)")
     if evaluate_count:
         evaluate(user_folder, evaluate_count, out / "model.onnx", case_sensitive=False, seed=12345)
+
+
+def fine_tune_with_progress(
+    samples: Sequence[tuple[bytes, str]], base_checkpoint: bytes | None, minutes: float, *, threads: int = 2,
+    base_name: str = "general",
+) -> FineTuneResult:
+    """``fine_tune`` with a progress bar (and the time it expects is left), then a before/after table."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from cracker.ocr_training.finetune import FineTuneConfig, fine_tune
+
+    columns = (TextColumn("fine-tuning"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+               TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("fine-tune", total=1.0, status="reading images")
+
+        def progress(done: float, status: str) -> None:
+            bar.update(task, completed=done, status=status)
+
+        result = fine_tune(samples, base_checkpoint, FineTuneConfig(minutes=minutes, threads=threads), progress)
+    table = Table("held-out images", "model", "sequence acc.", "character acc.", title="Before and after")
+    table.add_row(str(result.before.images), f"{base_name} (before)", f"{result.before.sequence_accuracy:.2%}",
+                  f"{result.before.character_accuracy:.2%}")
+    table.add_row(str(result.after.images), "fine-tuned (after)", f"[bold]{result.after.sequence_accuracy:.2%}[/bold]",
+                  f"{result.after.character_accuracy:.2%}")
+    console.print(table)
+    console.print(f"trained on {result.train_images} images, {result.steps} steps in {result.seconds / 60:.1f} min"
+                  + (f"; {result.skipped} images skipped (characters outside the model's alphabet)"
+                     if result.skipped else ""))
+    return result

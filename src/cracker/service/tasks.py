@@ -26,6 +26,7 @@ from cracker.domain.errors import (
     ValidationFailed,
 )
 from cracker.domain.money import format_usd
+from cracker.domain.ocr_models import GENERAL_MODEL
 from cracker.domain.tasks import ClaimedTask, Task, TaskStatus, TaskView
 from cracker.domain.workers import Completion
 from cracker.metrics import Metrics
@@ -68,6 +69,12 @@ class SolverCapacity(Protocol):
         ...
 
 
+class ModelNames(Protocol):
+    """The named OCR models a task may ask for (``OcrModelService``)."""
+
+    async def exists(self, name: str) -> bool: ...
+
+
 class TaskService:
     def __init__(
         self,
@@ -80,7 +87,9 @@ class TaskService:
         task_timeout_s: float,
         callbacks: CallbackPolicy | None = None,
         max_running_per_account: int = 0,
+        models: ModelNames | None = None,
     ) -> None:
+        self._models = models
         self._max_running_per_account = max_running_per_account
         self._callbacks = callbacks or CallbackPolicy()
         self._offers = offers
@@ -112,6 +121,7 @@ class TaskService:
         problem = None if callback_url is None else self._callbacks.url_problem(callback_url)
         if problem is not None:
             raise ValidationFailed([FieldError("callback_url", "callback_url_forbidden", problem)])
+        await self._check_model(params)
         request_hash = _request_hash(task_type, params, callback_url)
         if idempotency_key is not None:
             replay = await self._replay(account_id, idempotency_key, request_hash)
@@ -172,6 +182,17 @@ class TaskService:
         self._metrics.created.labels(task_type).inc()
         self._notifier.task_created()
         return Created(task)
+
+    async def _check_model(self, params: Mapping[str, Any]) -> None:
+        """An image-to-text task may name a registered OCR model; any other name is refused here,
+        before money moves (the type's schema checked its form, only the registry knows it exists)."""
+        name = params.get("model")
+        if not isinstance(name, str) or name == GENERAL_MODEL:
+            return
+        if self._models is None or not await self._models.exists(name):
+            raise ValidationFailed([FieldError(
+                "model", "unknown_model", f"There is no OCR model named {name!r}; GET /v2/offers lists the models"
+            )])
 
     async def _replay(self, account_id: str, key: str, request_hash: str) -> Created | None:
         since = now() - IDEMPOTENCY_TTL_S

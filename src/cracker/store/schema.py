@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -226,4 +227,25 @@ pool_accounts = Table(
     # for a pool account: its pools lease any account's tasks (of the types they may serve).
     Column("pool_account_id", String(36), ForeignKey("accounts.id"), primary_key=True),
     Column("account_id", String(36), ForeignKey("accounts.id"), primary_key=True),
+)
+
+ocr_models = Table(
+    "ocr_models",
+    metadata,
+    # Named recognition models (cracker ocr-models add). The weights live in the row, not beside the
+    # database: every API and worker process of a PostgreSQL deployment, on any machine, loads
+    # them from here (a few MB each, read once per process per model).
+    Column("name", String(64), primary_key=True),
+    Column("onnx", LargeBinary, nullable=False),
+    # The torch weights, for a later fine-tune that starts from this model.
+    Column("checkpoint", LargeBinary, nullable=True),
+    # model.json (alphabet, input size, how it was trained) as JSON text.
+    Column("metadata", Text, nullable=False),
+    Column("base", String(64), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("base_score", Float, nullable=False),
+    Column("held_out", Integer, nullable=False),
+    Column("trained_on", Integer, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
 )

@@ -12,11 +12,15 @@ from cracker.api.envelope import JSONBytes, doc_url
 from cracker.api.responses import COMMON, errors
 from cracker.api.schemas import CatalogueModel, OffersModel
 from cracker.domain.catalogue import CATALOGUE, ErrorSpec, spec_for_slug
+from cracker.domain.clock import rfc3339
 from cracker.domain.errors import NotFound
 from cracker.domain.money import format_usd
+from cracker.domain.ocr_models import GENERAL_MODEL
 from cracker.domain.task_types import TASK_TYPES
 
 router = APIRouter(tags=["catalogue"])
+#: The task type whose offer lists the OCR models.
+OCR_TYPE = "image-to-text"
 
 
 @router.get(
@@ -25,12 +29,17 @@ router = APIRouter(tags=["catalogue"])
 )
 async def list_offers(runtime: RuntimeDep) -> Response:
     offers = await runtime.offers.list()
+    models = [{"name": GENERAL_MODEL, "score": None, "created_at": None}] + [
+        {"name": m.name, "score": round(m.score, 4), "created_at": rfc3339(m.created_at)}
+        for m in (await runtime.ocr_models.summaries()).values()
+    ]
     return JSONBytes({
         "offers": [
             {
                 "type": o.type, "price": format_usd(o.price), "currency": "USD",
                 "solved_by": TASK_TYPES[o.type].solved_by, "description": TASK_TYPES[o.type].summary,
                 "work_limit": TASK_TYPES[o.type].work_limit,
+                "models": models if o.type == OCR_TYPE else None,
             }
             for o in offers
         ]

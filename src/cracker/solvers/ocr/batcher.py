@@ -30,6 +30,8 @@ class _Request:
     image: bytes
     hints: Hints
     result: concurrent.futures.Future[Reading | None]
+    #: The model to read with; None: the batcher's own (the general model).
+    reader: OcrReader | None = None
 
 
 _STOP = object()
@@ -80,11 +82,15 @@ class InferenceBatcher:
         await asyncio.to_thread(self._thread.join)
         self._thread = None
 
-    async def recognise(self, image: bytes, hints: Hints) -> Reading | None:
-        """The reading of an image, None if the hints allow no text; ``UnreadableImage`` if it is not one."""
+    async def recognise(self, image: bytes, hints: Hints, reader: OcrReader | None = None) -> Reading | None:
+        """The reading of an image, None if the hints allow no text; ``UnreadableImage`` if it is not one.
+
+        ``reader``: read with that model (a named one) instead of the batcher's own; a batch of mixed
+        models runs once per model, each on the images that asked for it.
+        """
         if self._thread is None:
             raise RuntimeError("InferenceBatcher.start() was not called")
-        request = _Request(image, hints, concurrent.futures.Future())
+        request = _Request(image, hints, concurrent.futures.Future(), reader)
         self._queue.put(request)
         return await asyncio.wrap_future(request.result)
 
@@ -107,7 +113,12 @@ class InferenceBatcher:
                     break
                 assert isinstance(item, _Request)
                 batch.append(item)
-            self._run(batch)
+            # One model run per model the batch's requests asked for (in the order they first came).
+            by_reader: dict[int, list[_Request]] = {}
+            for request in batch:
+                by_reader.setdefault(id(request.reader), []).append(request)
+            for group in by_reader.values():
+                self._run(group)
             if stop:
                 return
 
@@ -124,8 +135,9 @@ class InferenceBatcher:
             return
         self.runs += 1
         self.images += len(ready)
+        reader = ready[0][0].reader or self.reader
         try:
-            readings = self.reader.read([image for _, image in ready], [request.hints for request, _ in ready])
+            readings = reader.read([image for _, image in ready], [request.hints for request, _ in ready])
         except Exception as exc:  # never let one bad batch kill the thread every later task needs
             log.exception("OCR batch of %d failed", len(ready))
             for request, _ in ready:
