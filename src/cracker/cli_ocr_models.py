@@ -108,7 +108,8 @@ def add(
         exists=True, file_okay=False)],
     minutes: Annotated[float, typer.Option(min=0.05, help="Wall-clock budget of the training steps")] = 5.0,
     base: Annotated[str, typer.Option("--model", help="The model to start from")] = GENERAL_MODEL,
-    threads: Annotated[int, typer.Option(min=1, help="Torch threads")] = 2,
+    threads: Annotated[int, typer.Option(
+        min=1, help="Torch threads (more than one pays only on an otherwise idle machine)")] = 1,
 ) -> None:
     """Fine-tune a copy of a model on labelled images, score it on a held-out fifth, and register it."""
     _, fail = _cli()

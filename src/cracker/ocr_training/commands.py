@@ -90,7 +90,7 @@ def train(out: Path, steps: int, minutes: float | None, batch_size: int, learnin
 
 
 def fine_tune_with_progress(
-    samples: Sequence[tuple[bytes, str]], base_checkpoint: bytes | None, minutes: float, *, threads: int = 2,
+    samples: Sequence[tuple[bytes, str]], base_checkpoint: bytes | None, minutes: float, *, threads: int = 1,
     base_name: str = "general",
 ) -> FineTuneResult:
     """``fine_tune`` with a progress bar (and the time it expects is left), then a before/after table."""

@@ -32,7 +32,7 @@ from PIL import Image, ImageEnhance
 from cracker.ocr_training.evaluate import Score, score
 from cracker.ocr_training.generators import ALPHABET
 from cracker.ocr_training.network import CrnnLite, load
-from cracker.ocr_training.train import HEIGHT, WIDTH, collate_batch, export_onnx, training_step
+from cracker.ocr_training.train import HEIGHT, WIDTH, collate_batch, export_onnx, training_step, use_bf16
 from cracker.solvers.ocr.model import OcrModel
 from cracker.solvers.ocr.preprocess import decode, to_input
 from cracker.solvers.ocr.reader import OcrReader
@@ -79,7 +79,12 @@ class FineTuneConfig:
     max_held_out: int = 1000
     batch_size: int = 32
     learning_rate: float = 1.5e-3
-    threads: int = 2
+    #: One thread by default: on a busy machine (the service, or other jobs, beside it) two OpenMP
+    #: threads spin waiting for each other, and a step cost 10x the CPU time it cost on one thread
+    #: (1.1 s against 0.11 s a batch of 32, measured on the shared 2-core machine; bench/RESULTS.md).
+    threads: int = 1
+    #: ``auto``: bf16 autocast where a few timed steps say it is faster on this CPU (it was 1.6x here).
+    precision: str = "auto"
     seed: int = 1
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -124,7 +129,8 @@ def fine_tune(
         parameter.requires_grad_(not name.startswith(FROZEN_BLOCKS))
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimiser = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=1e-4)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=False)
+    bf16 = use_bf16(config.precision, model, config.batch_size)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
     total_steps = max(20, math.ceil(config.epochs * len(training) / config.batch_size))
     budget_s = config.minutes * 60
     train_started = time.monotonic()

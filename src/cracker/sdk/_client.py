@@ -229,10 +229,16 @@ class Solvium:
     def pow_sha256_sync(self, data: str, difficulty: int, **options: Any) -> Task:
         return self.solve_sync("pow-sha256", data=data, difficulty=difficulty, **options)
 
-    async def image_to_text(self, image_b64: str, **hints: Any) -> Task:
+    async def image_to_text(self, image_b64: str, *, model: str | None = None, **hints: Any) -> Task:
+        """Read a text captcha. ``model``: a named OCR model the operator fine-tuned for this site
+        (``GET /v2/offers`` lists them); None reads with the general model."""
+        if model is not None:
+            hints["model"] = model
         return await self.solve("image-to-text", image_b64=image_b64, **hints)
 
-    def image_to_text_sync(self, image_b64: str, **hints: Any) -> Task:
+    def image_to_text_sync(self, image_b64: str, *, model: str | None = None, **hints: Any) -> Task:
+        if model is not None:
+            hints["model"] = model
         return self.solve_sync("image-to-text", image_b64=image_b64, **hints)
 
     async def hcaptcha(self, site_key: str, url: str, **options: Any) -> Task:
