@@ -62,7 +62,8 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def run(generator: str, labelled: int, minutes: float, test: int, threads: int, seed: int) -> dict[str, object]:
+def run(generator: str, labelled: int, minutes: float, test: int, threads: int, seed: int,
+        augment: str = "frame") -> dict[str, object]:
     from cracker.ocr_training.evaluate import score
     from cracker.ocr_training.finetune import FineTuneConfig, _reader, fine_tune
     from cracker.solvers.ocr.model import OcrModel
@@ -90,7 +91,8 @@ def run(generator: str, labelled: int, minutes: float, test: int, threads: int, 
             print(f"  {done:4.0%} {message} ({time.monotonic() - tuned_at:.0f} s)", flush=True)
 
     cpu_at, tuned_at = time.process_time(), time.monotonic()
-    result = fine_tune(training, None, FineTuneConfig(minutes=minutes, threads=threads, seed=seed), progress)
+    config = FineTuneConfig(minutes=minutes, threads=threads, seed=seed, augment=augment)
+    result = fine_tune(training, None, config, progress)
     wall_minutes, cpu_seconds = (time.monotonic() - tuned_at) / 60, time.process_time() - cpu_at
     import tempfile
 
@@ -104,7 +106,7 @@ def run(generator: str, labelled: int, minutes: float, test: int, threads: int, 
         "held_out_before": result.before.sequence_accuracy, "held_out_after": result.after.sequence_accuracy,
         "fine_tuned_median_ms": tuned_score.median_ms, "steps": result.steps, "budget_minutes": minutes,
         "wall_minutes": round(wall_minutes, 2), "train_minutes": round(result.seconds / 60, 2),
-        "cpu_seconds": round(cpu_seconds, 1), "threads": threads, "seed": seed,
+        "cpu_seconds": round(cpu_seconds, 1), "threads": threads, "seed": seed, "augment": augment,
         "recorded": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     print(json.dumps(row), flush=True)
@@ -120,20 +122,28 @@ def plot() -> None:
     import matplotlib.pyplot as plt
 
     rows = [json.loads(line) for line in RUNS.read_text(encoding="utf-8").splitlines() if line.strip()]
-    print("| generator | labelled (trained on) | general model | fine-tuned | ratio | wall min | CPU s | steps |")
-    print("|---|---|---|---|---|---|---|---|")
-    for row in sorted(rows, key=lambda r: (r["generator"], r["labelled"])):
-        ratio = row["fine_tuned"] / row["general"] if row["general"] else float("inf")
-        print(f"| {row['generator']} | {row['labelled']} ({row['trained_on']}) | {row['general']:.1%} | "
-              f"**{row['fine_tuned']:.1%}** | {ratio:.2f}x | {row['wall_minutes']:.1f} | {row['cpu_seconds']:.0f} | "
-              f"{row['steps']} |")
+    for row in rows:
+        row.setdefault("augment", "frame")
+        row["series"] = row["generator"] + (", affine" if row["augment"] == "affine" else "")
+    print("| generator | augment | labelled (trained on) | general model (peer) | fine-tuned | ratio | held-out "
+          "before / after | wall min | CPU s | steps |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in sorted(rows, key=lambda r: (r["generator"], r["augment"], r["labelled"])):
+        ratio = f"{row['fine_tuned'] / row['general']:.2f}x" if row["general"] else "-"
+        print(f"| {row['generator']} | {row['augment']} | {row['labelled']} ({row['trained_on']}) | "
+              f"{row['general']:.1%} | **{row['fine_tuned']:.1%}** | {ratio} | "
+              f"{row['held_out_before']:.1%} / {row['held_out_after']:.1%} | {row['wall_minutes']:.1f} | "
+              f"{row['cpu_seconds']:.0f} | {row['steps']} |")
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for generator in sorted({row["generator"] for row in rows}):
-        mine = sorted((row for row in rows if row["generator"] == generator), key=lambda r: r["labelled"])
+    for series in sorted({row["series"] for row in rows}):
+        mine = sorted((row for row in rows if row["series"] == series), key=lambda r: r["labelled"])
         line = axes.plot([r["labelled"] for r in mine], [100 * r["fine_tuned"] for r in mine], marker="o",
-                         label=f"{generator}, fine-tuned")[0]
+                         label=f"{series}, fine-tuned")[0]
         axes.plot([r["labelled"] for r in mine], [100 * r["general"] for r in mine], linestyle="--",
-                  color=line.get_color(), label=f"{generator}, general model")
+                  color=line.get_color(), label=f"{series}, general model")
+    if any(row["generator"] == "captcha-default" for row in rows):
+        axes.axhline(100 * PUBLISHED_CAPTCHA_DEFAULT, color="black", linewidth=0.8, linestyle="-.",
+                     label="captcha-default, best published (GPU)")
     axes.axhline(90, color="grey", linewidth=0.8, linestyle=":", label="goal (90 %)")
     axes.set_xscale("log")
     axes.set_xlabel("labelled images used (a fifth held out to score)")
@@ -156,11 +166,12 @@ def main() -> None:
     one.add_argument("--test", type=int, default=500)
     one.add_argument("--threads", type=int, default=1)
     one.add_argument("--seed", type=int, default=20261201)
+    one.add_argument("--augment", choices=("frame", "affine"), default="frame")
     sub.add_parser("plot")
     arguments = parser.parse_args()
     if arguments.command == "run":
         run(arguments.generator, arguments.labelled, arguments.minutes, arguments.test, arguments.threads,
-            arguments.seed)
+            arguments.seed, arguments.augment)
     else:
         plot()
 

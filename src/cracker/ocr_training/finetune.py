@@ -85,6 +85,9 @@ class FineTuneConfig:
     threads: int = 1
     #: ``auto``: bf16 autocast where a few timed steps say it is faster on this CPU (it was 1.6x here).
     precision: str = "auto"
+    #: ``frame``: crop/margin, brightness and contrast only; ``affine`` adds a slight rotation, shear
+    #: and stretch of the whole image (what one site's generator varies too), against memorising.
+    augment: str = "frame"
     seed: int = 1
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -141,7 +144,8 @@ def fine_tune(
         step += 1
         batch = [rng.choice(training) for _ in range(config.batch_size)]
         images, targets, lengths = collate_batch(
-            [(to_input(_augment(image, rng), height, width), label) for image, label in batch])
+            [(to_input(_augment(image, rng, affine=config.augment == "affine"), height, width), label)
+             for image, label in batch])
         done = max(step / total_steps, (time.monotonic() - train_started) / budget_s)
         for group in optimiser.param_groups:
             group["lr"] = _schedule(min(done, 1.0), config.learning_rate)
@@ -178,9 +182,12 @@ def _freeze_norms(model: CrnnLite) -> None:
             module.eval()
 
 
-def _augment(image: Image.Image, rng: random.Random) -> Image.Image:
+def _augment(image: Image.Image, rng: random.Random, *, affine: bool = False) -> Image.Image:
     """The image as the same site might have framed it: a few pixels of crop or margin on each side,
-    a slight stretch, a little brightness and contrast. Nothing that changes the style."""
+    a little brightness and contrast, and with ``affine`` a slight turn, shear and stretch. Nothing
+    that changes the style (no other fonts, noise or colours)."""
+    if affine and rng.random() < 0.8:
+        image = _affine(image, rng)
     width, height = image.size
     dx, dy = max(2, width // 30), max(2, height // 12)
     left, right = rng.randint(-dx, dx), rng.randint(-dx, dx)
@@ -193,6 +200,23 @@ def _augment(image: Image.Image, rng: random.Random) -> Image.Image:
     if rng.random() < 0.5:
         canvas = ImageEnhance.Contrast(canvas).enhance(rng.uniform(0.8, 1.2))
     return canvas
+
+
+def _affine(image: Image.Image, rng: random.Random) -> Image.Image:
+    """Turn up to 4 degrees, shear up to 0.15, stretch each axis by up to 8 %, about the centre."""
+    width, height = image.size
+    angle = math.radians(rng.uniform(-4, 4))
+    shear = rng.uniform(-0.15, 0.15)
+    sx, sy = rng.uniform(0.92, 1.08), rng.uniform(0.92, 1.08)
+    cos, sin = math.cos(angle), math.sin(angle)
+    # The inverse map (output pixel -> input pixel) of rotate . shear . scale, about the centre.
+    a, b = cos / sx, (sin + shear * cos) / sx
+    d, e = -sin / sy, (cos - shear * sin) / sy
+    cx, cy = width / 2, height / 2
+    c, f = cx - a * cx - b * cy, cy - d * cx - e * cy
+    corner = image.getpixel((0, 0))
+    return image.transform(image.size, Image.Transform.AFFINE, (a, b, c, d, e, f), Image.Resampling.BILINEAR,
+                           fillcolor=corner)
 
 
 def _score_state(model: CrnnLite, items: Sequence[tuple[Image.Image, str]]) -> Score:
