@@ -63,7 +63,7 @@ def _png(image: Image.Image) -> bytes:
 
 
 def run(generator: str, labelled: int, minutes: float, test: int, threads: int, seed: int,
-        augment: str = "frame") -> dict[str, object]:
+        augment: str = "frame", frozen: int = 2) -> dict[str, object]:
     from cracker.ocr_training.evaluate import score
     from cracker.ocr_training.finetune import FineTuneConfig, _reader, fine_tune
     from cracker.solvers.ocr.model import OcrModel
@@ -91,7 +91,7 @@ def run(generator: str, labelled: int, minutes: float, test: int, threads: int, 
             print(f"  {done:4.0%} {message} ({time.monotonic() - tuned_at:.0f} s)", flush=True)
 
     cpu_at, tuned_at = time.process_time(), time.monotonic()
-    config = FineTuneConfig(minutes=minutes, threads=threads, seed=seed, augment=augment)
+    config = FineTuneConfig(minutes=minutes, threads=threads, seed=seed, augment=augment, frozen=frozen)
     result = fine_tune(training, None, config, progress)
     wall_minutes, cpu_seconds = (time.monotonic() - tuned_at) / 60, time.process_time() - cpu_at
     import tempfile
@@ -106,7 +106,7 @@ def run(generator: str, labelled: int, minutes: float, test: int, threads: int, 
         "held_out_before": result.before.sequence_accuracy, "held_out_after": result.after.sequence_accuracy,
         "fine_tuned_median_ms": tuned_score.median_ms, "steps": result.steps, "budget_minutes": minutes,
         "wall_minutes": round(wall_minutes, 2), "train_minutes": round(result.seconds / 60, 2),
-        "cpu_seconds": round(cpu_seconds, 1), "threads": threads, "seed": seed, "augment": augment,
+        "cpu_seconds": round(cpu_seconds, 1), "threads": threads, "seed": seed, "augment": augment, "frozen": frozen,
         "recorded": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     print(json.dumps(row), flush=True)
@@ -124,13 +124,15 @@ def plot() -> None:
     rows = [json.loads(line) for line in RUNS.read_text(encoding="utf-8").splitlines() if line.strip()]
     for row in rows:
         row.setdefault("augment", "frame")
-        row["series"] = row["generator"] + (", affine" if row["augment"] == "affine" else "")
-    print("| generator | augment | labelled (trained on) | general model (peer) | fine-tuned | ratio | held-out "
-          "before / after | wall min | CPU s | steps |")
+        row.setdefault("frozen", 2)
+        row["series"] = (row["generator"] + (", affine" if row["augment"] == "affine" else "")
+                         + (f", {row['frozen']} frozen" if row["frozen"] != 2 else ""))
+    print("| generator | augment, frozen blocks | labelled (trained on) | general model (peer) | fine-tuned | ratio "
+          "| held-out before / after | wall min | CPU s | steps |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for row in sorted(rows, key=lambda r: (r["generator"], r["augment"], r["labelled"])):
+    for row in sorted(rows, key=lambda r: (r["generator"], r["augment"], r["frozen"], r["labelled"])):
         ratio = f"{row['fine_tuned'] / row['general']:.2f}x" if row["general"] else "-"
-        print(f"| {row['generator']} | {row['augment']} | {row['labelled']} ({row['trained_on']}) | "
+        print(f"| {row['generator']} | {row['augment']}, {row['frozen']} | {row['labelled']} ({row['trained_on']}) | "
               f"{row['general']:.1%} | **{row['fine_tuned']:.1%}** | {ratio} | "
               f"{row['held_out_before']:.1%} / {row['held_out_after']:.1%} | {row['wall_minutes']:.1f} | "
               f"{row['cpu_seconds']:.0f} | {row['steps']} |")
@@ -167,11 +169,12 @@ def main() -> None:
     one.add_argument("--threads", type=int, default=1)
     one.add_argument("--seed", type=int, default=20261201)
     one.add_argument("--augment", choices=("frame", "affine"), default="frame")
+    one.add_argument("--frozen", type=int, default=2, help="first convolution blocks kept frozen (0 to 5)")
     sub.add_parser("plot")
     arguments = parser.parse_args()
     if arguments.command == "run":
         run(arguments.generator, arguments.labelled, arguments.minutes, arguments.test, arguments.threads,
-            arguments.seed, arguments.augment)
+            arguments.seed, arguments.augment, arguments.frozen)
     else:
         plot()
 

@@ -39,8 +39,10 @@ from cracker.solvers.ocr.reader import OcrReader
 
 #: The checkpoint the shipped general model (solvers/ocr/model.onnx) was exported from.
 SHIPPED_CHECKPOINT = Path(__file__).with_name("shipped_checkpoint.pt")
-#: Convolution blocks (their indices in ``CrnnLite.features``) left as the general model has them.
-FROZEN_BLOCKS = ("features.0.", "features.2.")
+#: The convolution blocks in order (their keys' prefixes in ``CrnnLite.features``); the first
+#: ``FineTuneConfig.frozen`` of them stay as the general model has them.
+CONV_BLOCKS = ("features.0.", "features.2.", "features.4.", "features.5.", "features.7.")
+FROZEN_BLOCKS = CONV_BLOCKS[:2]
 
 #: ``progress(done, message)``: ``done`` in [0, 1] (of the steps or of the time budget, whichever is
 #: further along), ``message`` a short status (the phase, or the running loss).
@@ -88,6 +90,8 @@ class FineTuneConfig:
     #: ``frame``: crop/margin, brightness and contrast only; ``affine`` adds a slight rotation, shear
     #: and stretch of the whole image (what one site's generator varies too), against memorising.
     augment: str = "frame"
+    #: How many of the first convolution blocks stay frozen (0 to 5).
+    frozen: int = 2
     seed: int = 1
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -128,8 +132,9 @@ def fine_tune(
     before = _score_state(model, held_out)
 
     height, width = HEIGHT * model.detail, WIDTH * model.detail
+    frozen = CONV_BLOCKS[:config.frozen]
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(not name.startswith(FROZEN_BLOCKS))
+        parameter.requires_grad_(not name.startswith(frozen))
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimiser = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=1e-4)
     bf16 = use_bf16(config.precision, model, config.batch_size)
@@ -138,7 +143,7 @@ def fine_tune(
     budget_s = config.minutes * 60
     train_started = time.monotonic()
     model.train()
-    _freeze_norms(model)
+    _freeze_norms(model, frozen)
     smoothed, step, done = math.nan, 0, 0.0
     while done < 1.0:
         step += 1
@@ -175,10 +180,10 @@ def _schedule(done: float, peak: float) -> float:
     return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (done - warmup) / (1 - warmup))))
 
 
-def _freeze_norms(model: CrnnLite) -> None:
+def _freeze_norms(model: CrnnLite, frozen: tuple[str, ...]) -> None:
     """Frozen blocks keep the general model's batch-norm statistics too (eval mode in training)."""
     for name, module in model.named_modules():
-        if isinstance(module, torch.nn.BatchNorm2d) and f"{name}.".startswith(FROZEN_BLOCKS):
+        if isinstance(module, torch.nn.BatchNorm2d) and frozen and f"{name}.".startswith(frozen):
             module.eval()
 
 
