@@ -168,8 +168,8 @@ def main() -> None:
     one.add_argument("--test", type=int, default=500)
     one.add_argument("--threads", type=int, default=1)
     one.add_argument("--seed", type=int, default=20261201)
-    one.add_argument("--augment", choices=("frame", "affine"), default="frame")
-    one.add_argument("--frozen", type=int, default=2, help="first convolution blocks kept frozen (0 to 5)")
+    one.add_argument("--augment", choices=("frame", "affine"), default="affine")
+    one.add_argument("--frozen", type=int, default=0, help="first convolution blocks kept frozen (0 to 5)")
     sub.add_parser("plot")
     arguments = parser.parse_args()
     if arguments.command == "run":
