@@ -128,14 +128,14 @@ def plot() -> None:
         row["series"] = (row["generator"] + (", affine" if row["augment"] == "affine" else "")
                          + (f", {row['frozen']} frozen" if row["frozen"] != 2 else ""))
     print("| generator | augment, frozen blocks | labelled (trained on) | general model (peer) | fine-tuned | ratio "
-          "| held-out before / after | wall min | CPU s | steps |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for row in sorted(rows, key=lambda r: (r["generator"], r["augment"], r["frozen"], r["labelled"])):
+          "| held-out before / after | wall min | CPU s | steps | seed |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for row in sorted(rows, key=lambda r: (r["generator"], r["augment"], r["frozen"], r["labelled"], r["seed"])):
         ratio = f"{row['fine_tuned'] / row['general']:.2f}x" if row["general"] else "-"
         print(f"| {row['generator']} | {row['augment']}, {row['frozen']} | {row['labelled']} ({row['trained_on']}) | "
               f"{row['general']:.1%} | **{row['fine_tuned']:.1%}** | {ratio} | "
               f"{row['held_out_before']:.1%} / {row['held_out_after']:.1%} | {row['wall_minutes']:.1f} | "
-              f"{row['cpu_seconds']:.0f} | {row['steps']} |")
+              f"{row['cpu_seconds']:.0f} | {row['steps']} | {row['seed']} |")
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for series in sorted({row["series"] for row in rows}):
         mine = sorted((row for row in rows if row["series"] == series), key=lambda r: r["labelled"])
