@@ -125,8 +125,7 @@ def plot() -> None:
     for row in rows:
         row.setdefault("augment", "frame")
         row.setdefault("frozen", 2)
-        row["series"] = (row["generator"] + (", affine" if row["augment"] == "affine" else "")
-                         + (f", {row['frozen']} frozen" if row["frozen"] != 2 else ""))
+        row["series"] = f"{row['generator']} ({row['augment']}, {row['frozen']} frozen)"
     print("| generator | augment, frozen blocks | labelled (trained on) | general model (peer) | fine-tuned | ratio "
           "| held-out before / after | wall min | CPU s | steps | seed |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -141,7 +140,7 @@ def plot() -> None:
         mine = sorted((row for row in rows if row["series"] == series), key=lambda r: r["labelled"])
         line = axes.plot([r["labelled"] for r in mine], [100 * r["fine_tuned"] for r in mine], marker="o",
                          label=f"{series}, fine-tuned")[0]
-        axes.plot([r["labelled"] for r in mine], [100 * r["general"] for r in mine], linestyle="--",
+        axes.plot([r["labelled"] for r in mine], [100 * r["general"] for r in mine], linestyle="--", marker="x",
                   color=line.get_color(), label=f"{series}, general model")
     if any(row["generator"] == "captcha-default" for row in rows):
         axes.axhline(100 * PUBLISHED_CAPTCHA_DEFAULT, color="black", linewidth=0.8, linestyle="-.",
