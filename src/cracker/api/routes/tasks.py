@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import reduce
 from typing import Annotated, Any, Literal
 
@@ -16,10 +17,12 @@ from cracker.api.params import MAX_WAIT_S, parse_task_id
 from cracker.api.poll import read_task
 from cracker.api.responses import AUTH, COMMON, errors
 from cracker.api.schemas import BatchResponse, DeliveriesModel, TaskEnvelope
+from cracker.domain.accounts import ApiKeyRecord
 from cracker.domain.catalogue import spec_for
 from cracker.domain.clock import rfc3339
 from cracker.domain.errors import CrackerError, InvalidRequest, OfferNotFound
 from cracker.domain.task_types import TASK_TYPES, CallbackUrl, TaskType, resolve_type
+from cracker.runtime import Runtime
 from cracker.service.task_batches import MAX_BATCH_ITEMS, BatchItem, ItemError, ItemResult, batch_hash
 
 router = APIRouter(prefix="/v2/tasks", tags=["tasks"])
@@ -40,10 +43,17 @@ IdempotencyKey = Annotated[
 ]
 
 
-async def _create(
-    request: Request, runtime: RuntimeDep, key: ClientKey, task_type: str, body: BaseModel,
-    idempotency_key: str | None,
+async def create_from_body(
+    request: Request, key: ApiKeyRecord, body: BaseModel, idempotency_key: str | None,
 ) -> Response:
+    """Create the task a validated body describes: its type is the model's (a per-type route's) or
+    its ``type`` field (the typed route's)."""
+    task_type = _TYPE_OF_MODEL.get(type(body))
+    if task_type is None:
+        resolved = resolve_type(body.type)  # type: ignore[attr-defined]
+        assert resolved is not None  # the discriminator admits known types only
+        task_type = resolved.name
+    runtime: Runtime = request.app.state.runtime
     params = body.model_dump(mode="json", exclude_unset=True, exclude={"type", "callback_url"})
     callback_url = getattr(body, "callback_url", None)
     created = await runtime.tasks.create(
@@ -74,13 +84,21 @@ def _request_model(task_type: TaskType) -> type[BaseModel]:
     return model
 
 
+#: Each per-type request model's task type (the typed route's models carry theirs in ``type``).
+_TYPE_OF_MODEL: dict[type[BaseModel], str] = {}
+#: Per path name (a type or an alias), what validates its body: the create fast path's table.
+CREATE_VALIDATORS: dict[str, Callable[[Any], BaseModel]] = {}
+
+
 def _register_create_route(task_type: TaskType, path_name: str) -> None:
     model = _request_model(task_type)
+    _TYPE_OF_MODEL[model] = task_type.name
+    CREATE_VALIDATORS[path_name] = model.model_validate
 
     async def create_task(
-        request: Request, runtime: RuntimeDep, key: ClientKey, body: BaseModel, idempotency_key: IdempotencyKey = None
+        request: Request, key: ClientKey, body: BaseModel, idempotency_key: IdempotencyKey = None
     ) -> Response:
-        return await _create(request, runtime, key, task_type.name, body, idempotency_key)
+        return await create_from_body(request, key, body, idempotency_key)
 
     # The body's model is this type's own, chosen at import time: FastAPI reads it from here.
     create_task.__annotations__ = {**create_task.__annotations__, "body": model}
@@ -128,16 +146,14 @@ _AnyTask: Any = Annotated[reduce(lambda a, b: a | b, _variants), Field(discrimin
     operation_id="create_task",
 )
 async def create_task_typed(
-    request: Request, runtime: RuntimeDep, key: ClientKey, body: Annotated[_AnyTask, Body()],
-    idempotency_key: IdempotencyKey = None,
+    request: Request, key: ClientKey, body: Annotated[_AnyTask, Body()], idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    name = body.type
-    resolved = resolve_type(name)
-    assert resolved is not None  # the discriminator admits known types only
-    return await _create(request, runtime, key, resolved.name, body, idempotency_key)
+    return await create_from_body(request, key, body, idempotency_key)
 
 
 _ITEM = TypeAdapter(_AnyTask)
+#: What validates POST /v2/tasks's body (the create fast path's).
+TYPED_CREATE: Callable[[Any], BaseModel] = _ITEM.validate_python
 
 # The items' schema as documented: the same typed tasks as POST /v2/tasks (each item is validated
 # on its own, so one bad item is answered in its place instead of failing the whole batch).
