@@ -17,6 +17,7 @@ from cracker.service.completions import CompletionBatcher
 from cracker.service.events import Notifier
 from cracker.service.offers import OfferService
 from cracker.service.pg_notifier import notifier_for
+from cracker.service.task_batches import BatchService
 from cracker.service.tasks import TaskService
 from cracker.service.webhooks import WebhookService
 from cracker.service.workers import WorkerService
@@ -60,6 +61,7 @@ class Runtime:
     accounts: AccountService
     offers: OfferService
     tasks: TaskService
+    batches: BatchService
     webhooks: WebhookService
     solvers: SolverRegistry
     pow_engine: PowEngine
@@ -132,7 +134,7 @@ async def build_runtime(
     runtime = Runtime(
         settings=settings, kind=kind, store=store, metrics=metrics,
         accounts=AccountService(store, auth_cache_s=settings.auth_cache_s, max_keys=settings.max_api_keys_per_account),
-        offers=offers, tasks=tasks,
+        offers=offers, tasks=tasks, batches=BatchService(store, tasks),
         webhooks=WebhookService(store, backoff_scale=settings.webhook_backoff_scale), solvers=solvers,
         pow_engine=pow_engine, ocr=ocr, notifier=notifier, capacity=capacity, completions=completions,
         worker_service=worker_service,

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from cracker.domain.catalogue import API_CODES
+from cracker.domain.money import format_usd, parse_usd
 from cracker.domain.webhooks import sign
 from cracker.sdk import (
     InvalidApiKey,
@@ -119,6 +120,35 @@ async def test_async_client_in_process(api: Api) -> None:
         done = await client.wait(created)
         cancelled = await client.cancel(done.task_id)
     assert done.status == "completed" and cancelled == done
+
+
+def test_batch_create_sync(live_client: Solvium) -> None:
+    """create_tasks_sync: per item its Task or its typed error, in order; the tasks are real."""
+    results = live_client.create_tasks_sync([
+        {"type": "turnstile", "url": "https://a.example", "site_key": TURNSTILE_PASS},
+        {"type": "turnstile", "site_key": TURNSTILE_PASS},
+    ])
+    assert isinstance(results[0], Task) and results[0].status in ("pending", "running", "completed")
+    assert isinstance(results[1], ValidationFailed) and results[1].status_code == 422
+    assert results[1].details[0]["field"] == "url"
+    assert live_client.get_task_sync(results[0].task_id, wait=10).token == "XXXX.DUMMY.TOKEN.XXXX"
+
+
+async def test_batch_create_async_is_retried_as_a_whole(api: Api) -> None:
+    """create_tasks with one Idempotency-Key twice: the same tasks, charged once."""
+    _, key = await api.account("1.00")
+    client = Solvium(api_key=key, base_url="http://testserver", async_transport=httpx.ASGITransport(app=api.app))
+    async with client:
+        tasks = [{"type": "pow-sha256", "data": f"batch-{i}", "difficulty": 2} for i in range(3)]
+        first = await client.create_tasks(tasks, idempotency_key="sdk-batch")
+        again = await client.create_tasks(tasks, idempotency_key="sdk-batch")
+        done = [await client.wait(t) for t in first if isinstance(t, Task)]
+        balance = await client.balance()
+    assert [t.task_id for t in first if isinstance(t, Task)] == [t.task_id for t in again if isinstance(t, Task)]
+    assert len(done) == 3 and all(t.status == "completed" for t in done)
+    price = await api.runtime.offers.price("pow-sha256")
+    assert price is not None
+    assert balance["balance"] == format_usd(parse_usd("1.00") - 3 * price)
 
 
 async def test_retries_honour_retry_after(api_factory) -> None:  # type: ignore[no-untyped-def]

@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from cracker import __version__
 from cracker.api.client_limits import AddressGate, AddressLimiter, LongPollSlots
 from cracker.api.errors import install_error_handlers
+from cracker.api.fast_paths import fast_paths
 from cracker.api.middleware import RequestContextMiddleware
 from cracker.api.openapi import build_openapi
-from cracker.api.poll import serve_poll
 from cracker.api.ratelimit import RateLimiter
 from cracker.api.routes import account, admin, catalogue, legacy_v1, metrics, tasks, workers
 from cracker.config import Settings
@@ -62,4 +62,6 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return RequestContextMiddleware(app, max_body_bytes=settings.max_body_bytes, fast_path=serve_poll)
+    return RequestContextMiddleware(
+        app, max_body_bytes=settings.max_body_bytes, fast_path=fast_paths(settings.max_body_bytes)
+    )

@@ -21,13 +21,14 @@ class RequestContextMiddleware:
 
     def __init__(
         self, app: FastAPI, max_body_bytes: int,
-        fast_path: Callable[[Scope, Receive, Send], Awaitable[bool]] | None = None,
+        fast_path: Callable[[Scope, Receive, Send], Awaitable[Receive | None]] | None = None,
     ) -> None:
         self.app = app
         self.fastapi = app
         self.max_body_bytes = max_body_bytes
         # Offered every request first, ahead of FastAPI's router, dependency solving and inner
-        # middleware; True when it answered (the poll route: cracker.api.poll).
+        # middleware; None when it answered (the poll and the creates: cracker.api.fast_paths),
+        # else the receive to go on with (a body it read is replayed).
         self.fast_path = fast_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -67,8 +68,11 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
-        if self.fast_path is not None and await self.fast_path(scope, receive, send_direct):
-            return
+        if self.fast_path is not None:
+            rest = await self.fast_path(scope, receive, send_direct)
+            if rest is None:
+                return
+            receive = rest
 
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:

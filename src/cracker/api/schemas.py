@@ -166,3 +166,14 @@ class IssuedKeyModel(BaseModel):
     account_id: str
     scope: Literal["client", "worker", "admin"]
     api_key: str = Field(description="Shown once: Cracker stores only its hash")
+
+
+class BatchItemResult(BaseModel):
+    status: int = Field(description="The status a single create of this item would have answered: 201 when "
+                        "created, else the error's", examples=[201])
+    task: TaskEnvelope | None = Field(description="The created task; null when the item got an error")
+    error: ErrorBody | None = Field(description="Why the item was not created; null when it was")
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchItemResult] = Field(description="One per item, in the order sent")

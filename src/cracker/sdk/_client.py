@@ -11,6 +11,7 @@ import httpx
 
 from cracker.sdk import _flows as flows
 from cracker.sdk._core import Call, Flow, RetryPolicy, Sleep
+from cracker.sdk._errors import SolviumError
 from cracker.sdk._task import Task
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -161,6 +162,23 @@ class Solvium:
 
     def create_task_sync(self, type: str, *, idempotency_key: str | None = None, **fields: Any) -> Task:
         result: Task = self._run_sync(flows.create_task(type, fields, idempotency_key, self._policy))
+        return result
+
+    async def create_tasks(
+        self, tasks: list[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[Task | SolviumError]:
+        """Create up to 100 tasks in one request (each a dict with its ``type``). Per item, in order:
+        its pending Task, or the typed error it got (returned, not raised: the others were created).
+        Retried safely as a whole with one Idempotency-Key."""
+        result: list[Task | SolviumError] = await self._run_async(
+            flows.create_tasks(tasks, idempotency_key, self._policy)
+        )
+        return result
+
+    def create_tasks_sync(
+        self, tasks: list[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[Task | SolviumError]:
+        result: list[Task | SolviumError] = self._run_sync(flows.create_tasks(tasks, idempotency_key, self._policy))
         return result
 
     async def solve(

@@ -31,7 +31,16 @@ from cracker.domain.workers import Completion
 from cracker.metrics import Metrics
 from cracker.service.events import Notifier
 from cracker.service.offers import OfferService
-from cracker.store import IdempotencyKey, IdempotencyKeyTaken, NewTask, Rejection, Store, idempotency, retention
+from cracker.store import (
+    IdempotencyKey,
+    IdempotencyKeyTaken,
+    NewTask,
+    Rejection,
+    Store,
+    batches,
+    idempotency,
+    retention,
+)
 
 #: How long an Idempotency-Key names its task.
 IDEMPOTENCY_TTL_S = 24 * 3600
@@ -109,24 +118,12 @@ class TaskService:
         ``idempotency_key`` seen in the last 24 h the original task comes back (never a second
         charge); the same key with another request is refused.
         """
-        problem = None if callback_url is None else self._callbacks.url_problem(callback_url)
-        if problem is not None:
-            raise ValidationFailed([FieldError("callback_url", "callback_url_forbidden", problem)])
         request_hash = _request_hash(task_type, params, callback_url)
         if idempotency_key is not None:
             replay = await self._replay(account_id, idempotency_key, request_hash)
             if replay is not None:
                 return replay
-        price = await self._offers.price(task_type)
-        if price is None:
-            raise OfferNotFound(f"No offer for task type {task_type!r}; GET /v2/offers lists what is sold")
-        # Fail fast, before any money moves: a task nothing can solve must not sit in the queue.
-        if not self._capacity.can_serve(task_type, params):
-            raise NoSolverAvailable(
-                f"No built-in solver accepts this {task_type} task and no worker pool serving "
-                f"{task_type} is attached"
-            )
-        pool_only = self._capacity.pool_only(task_type, params)
+        price, pool_only = await self.admit(task_type, params, callback_url)
         task_id = new_id()
         # Known live from before its row exists: an end heard of (from a worker elsewhere) before
         # this coroutine resumes after the insert must find it here to clear it.
@@ -142,6 +139,39 @@ class TaskService:
             self._notifier.not_created(task_id)  # the key named an earlier task
         return created
 
+    async def admit(
+        self, task_type: str, params: Mapping[str, Any], callback_url: str | None
+    ) -> tuple[int, bool]:
+        """(price, pool only) of a task that may be created, checked before any money moves: the
+        callback URL allowed, the type sold, and something able to solve it (a task nothing can
+        solve must not sit in the queue). Raises the error the client gets otherwise."""
+        problem = None if callback_url is None else self._callbacks.url_problem(callback_url)
+        if problem is not None:
+            raise ValidationFailed([FieldError("callback_url", "callback_url_forbidden", problem)])
+        price = await self._offers.price(task_type)
+        if price is None:
+            raise OfferNotFound(f"No offer for task type {task_type!r}; GET /v2/offers lists what is sold")
+        if not self._capacity.can_serve(task_type, params):
+            raise NoSolverAvailable(
+                f"No built-in solver accepts this {task_type} task and no worker pool serving "
+                f"{task_type} is attached"
+            )
+        return price, self._capacity.pool_only(task_type, params)
+
+    def new_task(
+        self, account_id: str, task_id: str, task_type: str, params: dict[str, Any], price: int, pool_only: bool,
+        callback_url: str | None, at: float, key: IdempotencyKey | None = None,
+    ) -> NewTask:
+        return NewTask(
+            task_id=task_id, account_id=account_id, type=task_type, params=params, price=price, created_at=at,
+            deadline_at=at + self._task_timeout_s, callback_url=callback_url, pool_only=pool_only, idempotency=key,
+        )
+
+    def created(self, task: Task) -> None:
+        """Count a task just committed, and wake the workers."""
+        self._metrics.created.labels(task.type).inc()
+        self._notifier.task_created()
+
     async def _insert(
         self, account_id: str, task_id: str, task_type: str, params: dict[str, Any], price: int, pool_only: bool,
         callback_url: str | None, idempotency_key: str | None, request_hash: str,
@@ -150,10 +180,7 @@ class TaskService:
         key = None
         if idempotency_key is not None:
             key = IdempotencyKey(idempotency_key, request_hash, expired_before=at - IDEMPOTENCY_TTL_S)
-        new = NewTask(
-            task_id=task_id, account_id=account_id, type=task_type, params=params, price=price, created_at=at,
-            deadline_at=at + self._task_timeout_s, callback_url=callback_url, pool_only=pool_only, idempotency=key,
-        )
+        new = self.new_task(account_id, task_id, task_type, params, price, pool_only, callback_url, at, key)
         try:
             task = await self._store.create_task(new)
         except IdempotencyKeyTaken:
@@ -169,8 +196,7 @@ class TaskService:
             raise InsufficientBalance(
                 f"This {task_type} task costs {format_usd(price)} USD, more than the available balance"
             )
-        self._metrics.created.labels(task_type).inc()
-        self._notifier.task_created()
+        self.created(task)
         return Created(task)
 
     async def _replay(self, account_id: str, key: str, request_hash: str) -> Created | None:
@@ -283,7 +309,8 @@ class TaskService:
 
     async def purge_idempotency_keys(self) -> int:
         before = now() - IDEMPOTENCY_TTL_S
-        return await self._store.write(lambda tx: idempotency.purge_keys(tx, before))
+        singles = await self._store.write(lambda tx: idempotency.purge_keys(tx, before))
+        return singles + await self._store.write(lambda tx: batches.purge_batch_keys(tx, before))
 
     async def queue_depths(self) -> dict[tuple[str, str], int]:
         return await self._store.read(lambda r: r.queue_depths())

@@ -135,6 +135,20 @@ idempotency_keys = Table(
 )
 Index("ix_idempotency_created", idempotency_keys.c.created_at)
 
+# A batch create's Idempotency-Key, with the batch's whole answer: per item the task it created or
+# the error it got, so a retry answers the same items the same way (never a second charge).
+batch_keys = Table(
+    "batch_keys",
+    metadata,
+    Column("account_id", String(36), ForeignKey("accounts.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    # JSON: one entry per item, {"task_id": ...} or {"error": {"code", "message", "details"}}.
+    Column("outcome", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_batch_keys_created", batch_keys.c.created_at)
+
 webhook_deliveries = Table(
     "webhook_deliveries",
     metadata,
