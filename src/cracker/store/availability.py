@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 
 import asyncpg
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -11,7 +13,33 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from cracker.domain.errors import ServiceUnavailable
 from cracker.store.errors import ConstraintViolation
 
-_SQLITE_TRANSIENT = ("database is locked", "database is busy", "unable to open", "disk i/o error")
+log = logging.getLogger("cracker.store")
+
+_SQLITE_TRANSIENT = ("database is locked", "database is busy")
+#: SQLite cannot write the file at all: the disk is full (SQLITE_FULL), the file or its folder is
+#: read-only (SQLITE_READONLY, or SQLITE_IOERR when a write through an open descriptor is refused),
+#: or it cannot be opened. Nothing was written (the transaction rolled back); the condition is an
+#: operator's to clear, after which the next write succeeds: retryable, and logged for them.
+_SQLITE_UNWRITABLE = (
+    "database or disk is full", "readonly database", "disk i/o error", "unable to open", "read-only",
+)
+#: An unwritable database is logged at most this often (every request meets it meanwhile).
+_UNWRITABLE_LOG_EVERY_S = 10.0
+_last_unwritable_log = 0.0
+
+
+def _sqlite_unavailable(exc: BaseException, text: str) -> ServiceUnavailable | None:
+    """The retryable error for a SQLite failure the operator or time clears, else None."""
+    global _last_unwritable_log
+    if any(marker in text for marker in _SQLITE_TRANSIENT):
+        return ServiceUnavailable("The database is busy; retry shortly")
+    if any(marker in text for marker in _SQLITE_UNWRITABLE):
+        if time.monotonic() - _last_unwritable_log >= _UNWRITABLE_LOG_EVERY_S:
+            _last_unwritable_log = time.monotonic()
+            log.error("the SQLite database cannot be written (%s): free disk space or make the file and its "
+                      "folder writable; requests that write are answered 503 until then", exc)
+        return ServiceUnavailable("The database cannot be written right now; retry later")
+    return None
 
 #: SQLSTATEs of a PostgreSQL server that is gone, going, starting, fenced off or full: class 08
 #: (connection exception), admin/crash shutdown and "cannot connect now" (57P01-57P03), too many
@@ -62,8 +90,9 @@ def raise_store_error(exc: BaseException) -> None:
     if isinstance(exc, PoolTimeout):
         raise ServiceUnavailable("The database is saturated; retry shortly") from exc
     if isinstance(exc, sqlite3.Error):  # raised by the driver directly (BEGIN, COMMIT, hot reads)
-        if any(marker in str(exc).lower() for marker in _SQLITE_TRANSIENT):
-            raise ServiceUnavailable("The database is busy; retry shortly") from exc
+        unavailable = _sqlite_unavailable(exc, str(exc).lower())
+        if unavailable is not None:
+            raise unavailable from exc
         return
     if (
         isinstance(exc, OSError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
@@ -71,8 +100,9 @@ def raise_store_error(exc: BaseException) -> None:
     ):
         raise ServiceUnavailable("The database is unreachable; retry shortly") from exc
     if isinstance(exc, OperationalError | InterfaceError):
-        text = str(exc.orig).lower()
-        if any(marker in text for marker in _SQLITE_TRANSIENT):
-            raise ServiceUnavailable("The database is busy; retry shortly") from exc
-        if "sqlite" not in type(exc.orig).__module__:
+        if "sqlite" in type(exc.orig).__module__:
+            unavailable = _sqlite_unavailable(exc.orig or exc, str(exc.orig).lower())
+            if unavailable is not None:
+                raise unavailable from exc
+        else:
             raise ServiceUnavailable("The database is unavailable; retry shortly") from exc

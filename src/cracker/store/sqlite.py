@@ -9,6 +9,7 @@ cost more than a SQLite write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -125,10 +126,13 @@ class SqliteStore(Store):
             raw.execute("BEGIN IMMEDIATE")
             try:
                 result = work(Writer(conn))
+                raw.execute("COMMIT")
             except BaseException:
-                raw.execute("ROLLBACK")
+                # SQLite may have rolled back already (SQLITE_FULL, an I/O error): then ROLLBACK
+                # itself fails, and must not hide the error that matters.
+                with contextlib.suppress(sqlite3.Error):
+                    raw.execute("ROLLBACK")
                 raise
-            raw.execute("COMMIT")
             return result
         except (DBAPIError, OSError, PoolTimeout, sqlite3.Error) as exc:
             if not isinstance(exc, DBAPIError) or exc.connection_invalidated or not _is_integrity(exc):
