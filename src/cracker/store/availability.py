@@ -41,6 +41,7 @@ def _sqlite_unavailable(exc: BaseException, text: str) -> ServiceUnavailable | N
         return ServiceUnavailable("The database cannot be written right now; retry later")
     return None
 
+
 #: SQLSTATEs of a PostgreSQL server that is gone, going, starting, fenced off or full: class 08
 #: (connection exception), admin/crash shutdown and "cannot connect now" (57P01-57P03), too many
 #: connections (53300), and a connection refused by pg_hba.conf or its authentication (28000,
