@@ -58,8 +58,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # --- no silent skips in CI ---
 
-#: Skips that depend on the CPU, not on what the test setup installed: allowed in CI too.
-_HARDWARE_SKIPS = ("not available on this CPU",)
+#: The start of a skip reason for a check this machine cannot do whatever is installed (a
+#: container without the privilege to mount a filesystem, a filesystem without ``chattr +i``).
+NOT_POSSIBLE_HERE = "not possible on this machine"
+#: Skips that depend on the CPU or the machine, not on what the test setup installed: allowed in CI too.
+_HARDWARE_SKIPS = ("not available on this CPU", NOT_POSSIBLE_HERE)
 _skipped: list[str] = []
 
 

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     auth_cache_s: float = Field(default=5.0, ge=0)
     #: How long a SQLite writer waits for the file lock before answering service_unavailable.
     sqlite_busy_timeout_ms: int = Field(default=5_000, ge=0)
+    #: PostgreSQL: the most a process waits to open a connection, for a pooled connection, and for
+    #: one statement (0: no statement bound). Past any of them the request is answered 503
+    #: ``service_unavailable`` (retryable), so no request outlives a database that is gone.
+    database_connect_timeout_s: float = Field(default=5.0, gt=0)
+    database_pool_timeout_s: float = Field(default=5.0, gt=0)
+    database_statement_timeout_s: float = Field(default=30.0, ge=0)
     #: After a webhook secret rotation, how long the old secret keeps signing beside the new one
     #: (a client may ask for any overlap from 0 to 7 days).
     webhook_secret_overlap_s: float = Field(default=24 * 3600.0, ge=0, le=7 * 24 * 3600.0)

@@ -25,7 +25,7 @@ from cracker.solvers.builtin import builtin_solvers
 from cracker.solvers.ocr import InferenceBatcher, OcrSolver
 from cracker.solvers.pow import PowEngine
 from cracker.solvers.registry import SolverRegistry
-from cracker.store import Store, open_store
+from cracker.store import PgTimeouts, Store, open_store
 from cracker.store.migrate import migrate
 from cracker.worker.lanes import lane_workers
 from cracker.worker.runtime import WorkerRuntime
@@ -103,12 +103,18 @@ async def build_runtime(
     if run_migrations:
         # Alembic runs its own event loop; keep it off ours.
         await asyncio.to_thread(migrate, settings.database_url)
-    store = open_store(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    timeouts = PgTimeouts(
+        connect_s=settings.database_connect_timeout_s, pool_s=settings.database_pool_timeout_s,
+        statement_s=settings.database_statement_timeout_s,
+    )
+    store = open_store(
+        settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms, pg_timeouts=timeouts
+    )
     metrics = Metrics()
     pow_engine = PowEngine(settings.cpu_workers or None)
     ocr = OcrSolver(InferenceBatcher(second_look=settings.ocr_second_look))
     solvers = builtin_solvers(pow_engine, ocr)
-    notifier = notifier_for(settings.database_url)
+    notifier = notifier_for(settings.database_url, connect_timeout_s=timeouts.connect_s)
     await notifier.start()
     # An API process accepts a task when a live worker serves its type, its own or another's (the
     # registry, re-read in the background); a worker process creates no tasks, so its view only

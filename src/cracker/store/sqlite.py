@@ -12,9 +12,9 @@ import asyncio
 import sqlite3
 import threading
 from collections import deque
-from contextlib import suppress
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
@@ -171,14 +171,16 @@ class SqliteStore(Store):
                         raw.execute("ROLLBACK TO unit")
                     raw.execute("RELEASE unit")
                     outcomes.append(outcome)
+                if len(group) == 1 and outcomes[0][2] is not None:
+                    raw.execute("ROLLBACK")
+                else:
+                    raw.execute("COMMIT")
             except BaseException:
-                with suppress(sqlite3.Error):  # SQLite may have rolled back already (a full disk)
+                # SQLite may have rolled back already (SQLITE_FULL, an I/O error): then ROLLBACK
+                # itself fails, and must not hide the error that matters.
+                with suppress(sqlite3.Error):
                     raw.execute("ROLLBACK")
                 raise
-            if len(group) == 1 and outcomes[0][2] is not None:
-                raw.execute("ROLLBACK")
-            else:
-                raw.execute("COMMIT")
             return outcomes
         except (DBAPIError, OSError, PoolTimeout, sqlite3.Error) as exc:
             self._drop_write_conn()  # a fresh connection next time, whatever state this one is in
