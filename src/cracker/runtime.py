@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from cracker.config import Settings, callback_policy
+from cracker.config import Settings, callback_policy, refund_policy
 from cracker.jobs import PeriodicJob, Reaper, Retention, WebhookDispatcher
 from cracker.metrics import Metrics
 from cracker.service.accounts import AccountService
@@ -17,6 +17,7 @@ from cracker.service.completions import CompletionBatcher
 from cracker.service.events import Notifier
 from cracker.service.offers import OfferService
 from cracker.service.pg_notifier import notifier_for
+from cracker.service.reports import ReportService
 from cracker.service.tasks import TaskService
 from cracker.service.webhooks import WebhookService
 from cracker.service.workers import WorkerService
@@ -60,6 +61,7 @@ class Runtime:
     accounts: AccountService
     offers: OfferService
     tasks: TaskService
+    reports: ReportService
     webhooks: WebhookService
     solvers: SolverRegistry
     pow_engine: PowEngine
@@ -124,6 +126,7 @@ async def build_runtime(
         store, offers, capacity, notifier, metrics, task_timeout_s=settings.task_timeout_s, callbacks=callbacks,
         max_running_per_account=settings.max_running_per_account,
     )
+    reports = ReportService(store, metrics, refund_policy(settings))
     completions = CompletionBatcher(tasks)
     completions.start()
     worker_service = WorkerService(
@@ -132,7 +135,7 @@ async def build_runtime(
     runtime = Runtime(
         settings=settings, kind=kind, store=store, metrics=metrics,
         accounts=AccountService(store, auth_cache_s=settings.auth_cache_s, max_keys=settings.max_api_keys_per_account),
-        offers=offers, tasks=tasks,
+        offers=offers, tasks=tasks, reports=reports,
         webhooks=WebhookService(store, backoff_scale=settings.webhook_backoff_scale), solvers=solvers,
         pow_engine=pow_engine, ocr=ocr, notifier=notifier, capacity=capacity, completions=completions,
         worker_service=worker_service,
@@ -151,7 +154,8 @@ async def build_runtime(
     runtime.jobs = [
         Reaper(tasks, worker_service, interval_s=settings.reaper_interval_s),
         Retention(
-            tasks, worker_service, retention_s=settings.task_retention_s, first_after_s=settings.reaper_interval_s
+            tasks, worker_service, retention_s=settings.task_retention_s, first_after_s=settings.reaper_interval_s,
+            reports=reports, report_retention_s=settings.report_retention_s,
         ),
     ]
     for job in runtime.jobs:
