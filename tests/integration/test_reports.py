@@ -124,6 +124,21 @@ async def test_simultaneous_reports_of_one_task_refund_once(api: Api) -> None:
     await assert_books_balance(api.runtime.store)
 
 
+async def test_simultaneous_reports_of_many_tasks_stay_within_the_share(api: Api) -> None:
+    """Protects the share under concurrency: twelve incorrect reports of different tasks at once,
+    with room for 3 refunds, give exactly 3 (each report counts the refunds of the others)."""
+    async with await api.client_for("1.00") as client:
+        ids = await completed_turnstiles(client, 20)
+        responses = await asyncio.gather(
+            *(client.post(f"/v2/tasks/{task_id}/report", json={"correct": False}) for task_id in ids[:12])
+        )
+        balance = (await client.get("/v2/balance")).json()
+    assert [r.status_code for r in responses] == [200] * 12
+    assert Counter(r.json()["refunded"] for r in responses) == {True: 3, False: 9}
+    assert balance["balance"] == "0.9847"  # 1.0000 - 20 x 0.0009 + 3 x 0.0009
+    await assert_books_balance(api.runtime.store)
+
+
 async def test_the_refund_share_is_exact_at_its_boundary_and_counted_per_type(api: Api) -> None:
     """Protects against refund farming: of 20 completed tasks of a type, floor(0.15 x 20) = 3
     incorrect reports are refunded and the 4th is recorded without one (refund_refused says why);
