@@ -285,7 +285,7 @@ async def test_reported_images_are_kept_as_labels_after_the_task_is_gone(api_fac
     assert [r.json()["labelled"] for r in (wrong, right, unlabelled)] == [True, True, False]
     assert wrong.json()["refunded"] and not right.json()["refunded"] and unlabelled.json()["refunded"]
     assert purged == 4 and gone.status_code == 404
-    assert [(label.image, label.text) for label in labels] == [
+    assert [(image, text) for image, text in labels] == [
         (base64.b64decode(tasks[1][1]), "CD34"), (base64.b64decode(tasks[0][1]), "AB13"),
     ]
     assert other_model == [] and len(limited) == 1

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 #: The model an image-to-text task names when it names none.
 GENERAL_MODEL = "general"
@@ -79,9 +80,9 @@ class ReportOutcome:
         return "refunded" if self.refunded else str(self.refund_refused or "not_refunded")
 
 
-@dataclass(frozen=True, slots=True)
-class ReportedLabel:
-    """A labelled image from reports: what a model should have read in ``image``."""
+class ReportedLabel(NamedTuple):
+    """A labelled image from reports: what a model should have read in ``image`` (unpacks as
+    ``image, text``)."""
 
     image: bytes
     text: str
