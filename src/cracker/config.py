@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cracker.domain.callbacks import CallbackPolicy
+from cracker.domain.reports import RefundPolicy
 
 
 class Settings(BaseSettings):
@@ -89,6 +90,22 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     #: Finished tasks are deleted this long after they ended (their ledger rows stay); 0 keeps them.
     task_retention_s: float = Field(default=7 * 24 * 3600.0, ge=0)
+    #: A client may report a completed task's answer this long after it completed. Ten minutes:
+    #: a client learns that an answer was wrong when it submits it, seconds later; a short window
+    #: keeps reports about answers just given (and the image still at hand, see task_retention_s).
+    report_window_s: float = Field(default=600.0, gt=0)
+    #: Incorrect reports of a task type are refunded up to this share of the account's completed
+    #: tasks of that type over ``report_share_period_s`` (floor); beyond it a report is recorded,
+    #: not refunded. 0.15: nearly twice the general OCR model's error rate on the styles it knows
+    #: (about 8 %), so honest reports are refunded, while reporting everything wrong recovers
+    #: at most 15 % of the spend.
+    report_refund_share: float = Field(default=0.15, ge=0, le=1)
+    #: The period the refund share counts over: a day smooths a burst of wrong answers (a site
+    #: changed its style) over the day's tasks.
+    report_share_period_s: float = Field(default=24 * 3600.0, gt=0)
+    #: Reports (with their labelled images, a fine-tuning set) are deleted this long after they
+    #: were made, never before the share period ends; 0 keeps them. Their refunds stay in the ledger.
+    report_retention_s: float = Field(default=30 * 24 * 3600.0, ge=0)
     #: How often the reaper looks for tasks past their deadline.
     reaper_interval_s: float = Field(default=0.5, gt=0)
     #: A worker's lease on a task (and its registration) lasts this long without a heartbeat;
@@ -105,3 +122,11 @@ def callback_policy(settings: Settings) -> CallbackPolicy:
     """Where webhooks may go, as the operator set it."""
     ports = None if settings.webhook_allow_any_port else frozenset(settings.webhook_allowed_ports)
     return CallbackPolicy(allow_private=settings.webhook_allow_private, allowed_ports=ports)
+
+
+def refund_policy(settings: Settings) -> RefundPolicy:
+    """The operator's limits on reports and refunds."""
+    return RefundPolicy(
+        window_s=settings.report_window_s, share=settings.report_refund_share,
+        period_s=settings.report_share_period_s,
+    )

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from cracker.config import Settings, callback_policy
+from cracker.config import Settings, callback_policy, refund_policy
 from cracker.jobs import PeriodicJob, Reaper, Retention, WebhookDispatcher
 from cracker.metrics import Metrics
 from cracker.service.accounts import AccountService
@@ -17,6 +17,7 @@ from cracker.service.completions import CompletionBatcher
 from cracker.service.events import Notifier
 from cracker.service.offers import OfferService
 from cracker.service.pg_notifier import notifier_for
+from cracker.service.reports import ReportService
 from cracker.service.task_batches import BatchService
 from cracker.service.tasks import TaskService
 from cracker.service.webhooks import WebhookService
@@ -62,6 +63,7 @@ class Runtime:
     offers: OfferService
     tasks: TaskService
     batches: BatchService
+    reports: ReportService
     webhooks: WebhookService
     solvers: SolverRegistry
     pow_engine: PowEngine
@@ -132,6 +134,7 @@ async def build_runtime(
         store, offers, capacity, notifier, metrics, task_timeout_s=settings.task_timeout_s, callbacks=callbacks,
         max_running_per_account=settings.max_running_per_account,
     )
+    reports = ReportService(store, metrics, refund_policy(settings))
     completions = CompletionBatcher(tasks)
     completions.start()
     worker_service = WorkerService(
@@ -140,7 +143,7 @@ async def build_runtime(
     runtime = Runtime(
         settings=settings, kind=kind, store=store, metrics=metrics,
         accounts=AccountService(store, auth_cache_s=settings.auth_cache_s, max_keys=settings.max_api_keys_per_account),
-        offers=offers, tasks=tasks, batches=BatchService(store, tasks),
+        offers=offers, tasks=tasks, batches=BatchService(store, tasks), reports=reports,
         webhooks=WebhookService(store, backoff_scale=settings.webhook_backoff_scale), solvers=solvers,
         pow_engine=pow_engine, ocr=ocr, notifier=notifier, capacity=capacity, completions=completions,
         worker_service=worker_service,
@@ -159,7 +162,8 @@ async def build_runtime(
     runtime.jobs = [
         Reaper(tasks, worker_service, interval_s=settings.reaper_interval_s),
         Retention(
-            tasks, worker_service, retention_s=settings.task_retention_s, first_after_s=settings.reaper_interval_s
+            tasks, worker_service, retention_s=settings.task_retention_s, first_after_s=settings.reaper_interval_s,
+            reports=reports, report_retention_s=settings.report_retention_s,
         ),
     ]
     for job in runtime.jobs:

@@ -8,6 +8,7 @@ from typing import Any
 
 from cracker.sdk._core import Call, Flow, RetryPolicy, error_of, with_retries
 from cracker.sdk._errors import SolveTimeout, SolviumError, TaskRejected
+from cracker.sdk._report import Report
 from cracker.sdk._task import Task
 
 #: The longest one long-poll request holds (the server allows 60 s; shorter survives proxies).
@@ -76,3 +77,14 @@ def solve_token(task_type: str, fields: dict[str, Any], timeout: float, policy: 
     """The 1.x SDK's contract: the solution string."""
     task = yield from solve(task_type, fields, timeout, None, policy)
     return task.token
+
+
+def report(task_id: str, correct: bool, expected: str | None, policy: RetryPolicy) -> Flow:
+    """Not retried: a report whose answer was lost may have been recorded, and a second one is
+    refused (``AlreadyReported``), so the caller decides."""
+    body: dict[str, Any] = {"correct": correct}
+    if expected is not None:
+        body["expected"] = expected
+    call = Call("POST", f"/v2/tasks/{task_id}/report", json=body, retry=False)
+    response = yield from with_retries(call, policy)
+    return Report(response.json())

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -112,7 +113,7 @@ ledger = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
     Column("task_id", String(36), nullable=True),
-    # topup | hold | capture | release
+    # topup | hold | capture | release | refund (a completed task reported wrong, see task_reports)
     Column("kind", String(16), nullable=False),
     Column("available_delta", BigInteger, nullable=False),
     Column("held_delta", BigInteger, nullable=False),
@@ -241,3 +242,30 @@ pool_accounts = Table(
     Column("pool_account_id", String(36), ForeignKey("accounts.id"), primary_key=True),
     Column("account_id", String(36), ForeignKey("accounts.id"), primary_key=True),
 )
+
+task_reports = Table(
+    "task_reports",
+    metadata,
+    # One report per task: the primary key refuses a second one, also under concurrency.
+    Column("task_id", String(36), primary_key=True),
+    Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
+    Column("task_type", String(40), nullable=False),
+    # The OCR model that answered (image-to-text's ``model`` field; ``general`` without one):
+    # the model these labelled images train.
+    Column("model", String(64), nullable=False),
+    # The task's image, copied: retention deletes the task (and its params) long before a
+    # fine-tuning run may read this row. Null for types without an image.
+    Column("image", LargeBinary, nullable=True),
+    # The answer given (the solution's token) and, on an incorrect report, the right one if sent.
+    Column("answer", Text, nullable=False),
+    Column("expected", Text, nullable=True),
+    Column("correct", Boolean, nullable=False),
+    # Units refunded (the task's cost), 0 when not refunded; refund_refused says why not.
+    Column("refund", BigInteger, nullable=False),
+    Column("refund_refused", String(32), nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+# The refund share counts an account's refunded reports of a type over the recent period.
+Index("ix_task_reports_account", task_reports.c.account_id, task_reports.c.task_type, task_reports.c.created_at)
+# A model's labelled images, newest first; and retention's purge by age.
+Index("ix_task_reports_model", task_reports.c.model, task_reports.c.created_at)

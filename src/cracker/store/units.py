@@ -191,6 +191,12 @@ class Writer(Reader):
         kind = "capture" if capture else "release"
         self._ledger(task.account_id, task.id, kind, 0 if capture else amount, -amount, now)
 
+    def refund(self, account_id: str, task_id: str, amount: int, now: float) -> None:
+        """Give back a completed task's captured cost (a report of a wrong answer): a ``refund``
+        ledger row. The ledger's unique (task, kind) refuses a second refund of the task."""
+        self.conn.execute(_TOP_UP, {"p_account": account_id, "p_amount": amount})
+        self._ledger(account_id, task_id, "refund", amount, 0, now)
+
 
 def skip_locked_pick(conn: Connection, column: Column[Any], query: Any) -> Any:
     """``column IN (query)`` for an UPDATE, where ``query`` selects ``column`` of at most N rows.

@@ -16,11 +16,12 @@ from cracker.api.errors import validation_error
 from cracker.api.params import MAX_WAIT_S, parse_task_id
 from cracker.api.poll import read_task
 from cracker.api.responses import AUTH, COMMON, errors
-from cracker.api.schemas import BatchResponse, DeliveriesModel, TaskEnvelope
+from cracker.api.schemas import BatchResponse, DeliveriesModel, ReportModel, ReportRequest, TaskEnvelope
 from cracker.domain.accounts import ApiKeyRecord
 from cracker.domain.catalogue import spec_for
 from cracker.domain.clock import rfc3339
 from cracker.domain.errors import CrackerError, InvalidRequest, OfferNotFound
+from cracker.domain.money import format_usd
 from cracker.domain.task_types import TASK_TYPES, CallbackUrl, TaskType, resolve_type
 from cracker.runtime import Runtime
 from cracker.service.task_batches import MAX_BATCH_ITEMS, BatchItem, ItemError, ItemResult, batch_hash
@@ -276,4 +277,33 @@ async def list_deliveries(request: Request, task_id: str, runtime: RuntimeDep, k
             }
             for log in logs
         ]
+    })
+
+
+@router.post(
+    "/{task_id}/report",
+    response_model=ReportModel,
+    responses=errors(
+        *AUTH, *COMMON, "not_found", "validation_failed", "invalid_request", "task_not_completed",
+        "already_reported", "report_window_closed", "payload_too_large",
+    ),
+    summary="Report a completed task's answer as right or wrong; a wrong one is refunded within the "
+    "operator's share",
+    description="Once per task, by its account, within `CRACKER_REPORT_WINDOW_S` of its completion. An incorrect "
+    "report refunds the task's cost (a ledger row) while the account's refunds of that task type over the recent "
+    "period stay within the operator's share of its completed tasks of that type; beyond it the report is "
+    "recorded, not refunded (`refund_refused`). An image-to-text report with `expected` (or a correct one) keeps "
+    "the image as a labelled sample of the model that read it.",
+    operation_id="report_task",
+)
+async def report_task(task_id: str, runtime: RuntimeDep, key: ClientKey, body: ReportRequest) -> Response:
+    outcome = await runtime.reports.report(
+        key.account_id, parse_task_id(task_id), correct=body.correct, expected=body.expected
+    )
+    return JSONBytes({
+        "task_id": outcome.task_id, "correct": outcome.correct, "refunded": outcome.refunded,
+        "refund": format_usd(outcome.refund),
+        "refund_refused": outcome.refund_refused.value if outcome.refund_refused is not None else None,
+        "labelled": outcome.labelled, "balance": format_usd(outcome.balance), "currency": "USD",
+        "reported_at": rfc3339(outcome.created_at),
     })
