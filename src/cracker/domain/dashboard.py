@@ -57,6 +57,8 @@ class BucketCount:
     status: str
     count: int
     cost: int
+    #: A rejected task's error code; None otherwise.
+    error_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,12 +172,12 @@ class DashboardService:
         until = now()
         since = until - window_s
 
-        def read(r: Reader) -> tuple[list[BucketCount], list[tuple[str, float, float]], list[tuple[str, int]],
-                                         list[WorkerInfo]]:
+        def read(r: Reader) -> tuple[list[BucketCount], list[tuple[str, float, float]], list[WorkerInfo]]:
             return (sql.bucket_counts(r, since, bucket_s), sql.recent_latencies(r, since, LATENCY_SAMPLE),
-                    sql.error_counts(r, since), leases.live_workers(r, until))
+                    leases.live_workers(r, until))
 
-        counts, latencies, errors, workers = await self._store.read(read)
+        counts, latencies, workers = await self._store.read(read)
+        error_counts: dict[str, int] = defaultdict(int)
         stats: dict[str, TypeStats] = {}
         for (task_type, status), n in queue_depths.items():
             entry = stats.setdefault(task_type, TypeStats(task_type))
@@ -198,8 +198,10 @@ class DashboardService:
                     solved[row.type][i] += row.count
             elif row.status == "rejected":
                 entry.rejected += row.count
+                error_counts[row.error_code or "unknown"] += row.count
                 if i is not None:
                     rejected[row.type][i] += row.count
+        errors = sorted(error_counts.items(), key=lambda item: (-item[1], item[0]))
         per_type: dict[str, list[float]] = defaultdict(list)
         per_bucket: dict[tuple[str, float], list[float]] = defaultdict(list)
         for task_type, created_at, latency in latencies:

@@ -90,7 +90,10 @@ async def test_the_operator_reads_errors_latencies_and_accounts(store: Store) ->
     for task in tasks[1:]:
         await store.reject_task(task.id, Rejection("unsolvable", "no", charged=False), time.time())
     since = time.time() - 60
-    assert await store.read(lambda r: sql.error_counts(r, since)) == [("unsolvable", 2)]
+    buckets = await store.read(lambda r: sql.bucket_counts(r, since, 3600))
+    assert {(b.status, b.error_code): b.count for b in buckets} == {
+        ("completed", None): 1, ("rejected", "unsolvable"): 2,
+    }
     latencies = await store.read(lambda r: sql.recent_latencies(r, since, 10))
     assert [(t, round(c, 3)) for t, c, _ in latencies] == [(TYPE, round(tasks[0].created_at, 3))]
     assert latencies[0][2] >= 0
