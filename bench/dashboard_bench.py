@@ -117,7 +117,7 @@ async def _measure(url: str, label: str) -> None:
          "SELECT id FROM tasks WHERE id = 't00000000'"),
         ("big account: task page, rejected only", lambda: service.tasks(BIG, status="rejected"),
          "SELECT id FROM tasks WHERE id = 't00000000'"),
-        ("big account: task page, pending only (none: the worst case, every row of the account read)",
+        ("big account: task page, pending only (none: answered by the partial pending index)",
          lambda: service.tasks(BIG, status="pending"),
          f"SELECT count(*) FROM tasks WHERE account_id = '{BIG}'"),
         ("big account: ledger page (200 newest)", lambda: service.ledger(BIG),
