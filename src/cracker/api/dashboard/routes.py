@@ -123,12 +123,9 @@ async def login_form(request: Request) -> Response:
 
 
 def _login_page(request: Request, error: str | None = None, status_code: int = 200) -> Response:
-    response = _page(request, "login.html", None, status_code=status_code, error=error)
-    token = sessions.new_signin_token(request, response)
-    # Rendered before the token existed: put it in the page now.
-    body = bytes(response.body).replace(b"__SIGNIN_TOKEN__", token.encode())
-    response.body = body
-    response.headers["content-length"] = str(len(body))
+    token = sessions.new_signin_token()
+    response = _page(request, "login.html", None, status_code=status_code, error=error, signin_token=token)
+    sessions.set_signin_cookie(request, response, token)
     return response
 
 

@@ -54,13 +54,16 @@ def clear_session_cookie(request: Request, response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict", secure=_secure(request))
 
 
-def new_signin_token(request: Request, response: Response) -> str:
-    token = secrets.token_urlsafe(24)
+def new_signin_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def set_signin_cookie(request: Request, response: Response, token: str) -> None:
+    """The sign-in form's double-submit token: the same value in this cookie and in the form."""
     response.set_cookie(
         SIGNIN_COOKIE, token, max_age=3600, path=COOKIE_PATH, httponly=True, samesite="strict",
         secure=_secure(request),
     )
-    return token
 
 
 async def current_session(request: Request) -> DashboardSession:
