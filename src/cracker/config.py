@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     #: unknown or of the wrong scope); 0 turns this limit off. IPv6 clients count per /64. Behind a
     #: reverse proxy every client has the proxy's address: raise this, or limit at the proxy.
     address_rate_limit_per_s: float = Field(default=5.0, ge=0)
+    #: How long a dashboard sign-in lasts (the session's cookie and its row).
+    dashboard_session_ttl_s: float = Field(default=8 * 3600.0, gt=0)
+    #: Failed dashboard sign-ins per second one client address may make (token bucket refill).
+    dashboard_signin_rate_per_s: float = Field(default=0.2, ge=0)
+    #: ... and the burst of failures it may make at once.
+    dashboard_signin_burst: int = Field(default=5, ge=1)
     #: Bucket size of the per-address limit: the burst of such requests one address may send.
     address_rate_limit_burst: int = Field(default=60, ge=1)
     #: Long-polls (``GET /v2/tasks/{id}?wait=``) one account may hold open at once, per process.

@@ -14,6 +14,7 @@ from cracker.metrics import Metrics
 from cracker.service.accounts import AccountService
 from cracker.service.capacity import LiveCapacity
 from cracker.service.completions import CompletionBatcher
+from cracker.service.dashboard import DashboardService
 from cracker.service.events import Notifier
 from cracker.service.offers import OfferService
 from cracker.service.pg_notifier import notifier_for
@@ -72,6 +73,7 @@ class Runtime:
     capacity: LiveCapacity
     completions: CompletionBatcher
     worker_service: WorkerService
+    dashboard: DashboardService
     workers: list[WorkerRuntime] = field(default_factory=list)
     #: Background jobs, in start order (stopped in reverse).
     jobs: list[PeriodicJob] = field(default_factory=list)
@@ -147,6 +149,7 @@ async def build_runtime(
         webhooks=WebhookService(store, backoff_scale=settings.webhook_backoff_scale), solvers=solvers,
         pow_engine=pow_engine, ocr=ocr, notifier=notifier, capacity=capacity, completions=completions,
         worker_service=worker_service,
+        dashboard=DashboardService(store, session_ttl_s=settings.dashboard_session_ttl_s),
     )
     if worker is not None:
         await pow_engine.start()

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from cracker import __version__
 from cracker.api.client_limits import AddressGate, AddressLimiter, LongPollSlots
+from cracker.api.dashboard import install_dashboard
 from cracker.api.errors import install_error_handlers
 from cracker.api.fast_paths import fast_paths
 from cracker.api.middleware import RequestContextMiddleware
@@ -44,7 +45,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         version=__version__,
         summary="Self-hosted captcha-task service: v2 task API, billing in USD, built-in solvers.",
         lifespan=lifespan,
-        docs_url="/docs",
+        # /docs is served by install_dashboard with Swagger UI's files from the package, not a CDN.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.docs_base_url = settings.docs_base_url.rstrip("/")
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     install_error_handlers(app)
     for module in (tasks, account, catalogue, metrics, legacy_v1, workers, admin):
         app.include_router(module.router)
+    install_dashboard(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -107,6 +107,9 @@ Index(
     postgresql_where=tasks.c.status == "pending", sqlite_where=tasks.c.status == "pending",
 )
 
+# The dashboard's last-day figures read only the last day's tasks (0008).
+Index("ix_tasks_created", tasks.c.created_at)
+
 ledger = Table(
     "ledger",
     metadata,
@@ -118,11 +121,15 @@ ledger = Table(
     Column("available_delta", BigInteger, nullable=False),
     Column("held_delta", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
+    # Why an operator topped the account up (the dashboard asks for a reason); null otherwise.
+    Column("note", Text, nullable=True),
     # A task is held, then captured or released, each at most once: the database refuses a
     # second capture even if two workers race past the lease fence.
     UniqueConstraint("task_id", "kind", name="uq_ledger_task_kind"),
 )
 Index("ix_ledger_account", ledger.c.account_id)
+# The dashboard's ledger pages, newest first (0008).
+Index("ix_ledger_account_id", ledger.c.account_id, ledger.c.id)
 
 idempotency_keys = Table(
     "idempotency_keys",
@@ -269,3 +276,20 @@ task_reports = Table(
 Index("ix_task_reports_account", task_reports.c.account_id, task_reports.c.task_type, task_reports.c.created_at)
 # A model's labelled images, newest first; and retention's purge by age.
 Index("ix_task_reports_model", task_reports.c.model, task_reports.c.created_at)
+
+
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    # SHA-256 of the cookie's token: a copy of the database does not sign anyone in.
+    Column("token_hash", String(64), primary_key=True),
+    # Signing in with a key makes a session of that key: revoking the key ends its sessions.
+    Column("key_id", String(36), ForeignKey("api_keys.id"), nullable=False),
+    Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
+    Column("scope", String(16), nullable=False),
+    # The synchronizer token every form of the session carries back (CSRF).
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+Index("ix_dashboard_sessions_expires", dashboard_sessions.c.expires_at)
