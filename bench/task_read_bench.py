@@ -3,7 +3,14 @@
 Both servers are one uvicorn process with the same options, started by this script; `wrk` (Debian
 package `wrk`) drives each in turn, interleaved, and the script prints the ratio of medians.
 
-    .venv/bin/python bench/task_read_bench.py [--duration 5] [--rounds 3] [--connections 32]
+    .venv/bin/python bench/task_read_bench.py [--duration 5] [--rounds 3] [--connections 32] [--access-log]
+
+``--access-log`` runs Cracker as deployed by default (log level info, one access line per request,
+written to a file) instead of with its access log off; the bare endpoint logs nothing either way.
+``--compare-src DIR`` also runs the Cracker whose ``src`` folder is DIR/src (another version, say
+``git archive main src | tar -x -C DIR``) in the same rounds, to compare two versions under the same
+load. Beside requests per second (which swing with whatever else the machine runs) the script
+prints the server's CPU time per request, which swings far less.
 """
 
 from __future__ import annotations
@@ -59,7 +66,20 @@ def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"server did not start: {url}")
 
 
-def run_wrk(url: str, key: str | None, duration: int, connections: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(url: str, key: str | None, duration: int, connections: int, pid: int) -> tuple[float, float]:
+    """(requests per second, server CPU microseconds per request)."""
+    before = cpu_seconds(pid)
+    rps, requests = run_wrk(url, key, duration, connections)
+    return rps, (cpu_seconds(pid) - before) / requests * 1e6
+
+
+def run_wrk(url: str, key: str | None, duration: int, connections: int) -> tuple[float, int]:
     cmd = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s", url]
     if key:
         cmd[1:1] = ["-H", f"x-solvium-auth: {key}"]
@@ -68,8 +88,9 @@ def run_wrk(url: str, key: str | None, duration: int, connections: int) -> float
     if non2xx:
         raise SystemExit(f"{url}: {non2xx.group(1)} error responses:\n{out}")
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
+    total = re.search(r"(\d+) requests in", out)
+    assert match and total, out
+    return float(match.group(1)), int(total.group(1))
 
 
 def main() -> None:
@@ -77,6 +98,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per server")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--access-log", action="store_true", help="Cracker with its access log on (to a file)")
+    parser.add_argument("--compare-src", type=Path, help="also run the Cracker of DIR/src (another version)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install wrk")
@@ -95,12 +118,15 @@ def main() -> None:
     )
     key = json.loads(created.stdout)["api_key"]
 
-    ours_port, bare_port = free_port(), free_port()
+    ours_port, bare_port, base_port = free_port(), free_port(), free_port()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        ours = subprocess.Popen(
-            [*cli, "serve", "--port", str(ours_port), "--log-level", "warning", "--no-access-log"], env=env
-        )
+        log_opts = ["--log-level", "info"] if args.access_log else ["--log-level", "warning", "--no-access-log"]
+        with (tmp / "server.log").open("wb") as server_log:
+            ours = subprocess.Popen(
+                [*cli, "serve", "--port", str(ours_port), *log_opts], env=env, stdout=server_log,
+                stderr=subprocess.STDOUT,
+            )
         procs.append(ours)
         wait_up(f"http://127.0.0.1:{ours_port}/v2/health", ours)
         headers = {"x-solvium-auth": key}
@@ -123,18 +149,45 @@ def main() -> None:
         procs.append(bare)
         bare_url = f"http://127.0.0.1:{bare_port}/v2/tasks/{task['task_id']}"
         wait_up(bare_url, bare)
+        base_url = f"http://127.0.0.1:{base_port}/v2/tasks/{task['task_id']}"
+        if args.compare_src:
+            base_env = {**env, "PYTHONPATH": str(args.compare_src.resolve() / "src")}
+            with (tmp / "base.log").open("wb") as base_log:
+                base = subprocess.Popen(
+                    [*cli, "serve", "--port", str(base_port), *log_opts], env=base_env, stdout=base_log,
+                    stderr=subprocess.STDOUT,
+                )
+            procs.append(base)
+            wait_up(f"http://127.0.0.1:{base_port}/v2/health", base)
 
-        print(f"wrk: {args.connections} connections, {args.duration} s per run, {args.rounds} rounds")
+        print(f"wrk: {args.connections} connections, {args.duration} s per run, {args.rounds} rounds, "
+              f"access log {'on' if args.access_log else 'off'}")
         bare_rps: list[float] = []
         ours_rps: list[float] = []
+        ours_cpu: list[float] = []
+        base_rps: list[float] = []
+        base_cpu: list[float] = []
         for round_no in range(1, args.rounds + 1):
-            bare_rps.append(run_wrk(bare_url, None, args.duration, args.connections))
-            ours_rps.append(run_wrk(task_url, key, args.duration, args.connections))
-            print(f"  round {round_no}/{args.rounds}: bare {bare_rps[-1]:8.0f} req/s   "
-                  f"cracker {ours_rps[-1]:8.0f} req/s   ratio {ours_rps[-1] / bare_rps[-1]:.2f}", flush=True)
+            bare_rps.append(run_wrk(bare_url, None, args.duration, args.connections)[0])
+            rps, cpu = measure(task_url, key, args.duration, args.connections, ours.pid)
+            ours_rps.append(rps)
+            ours_cpu.append(cpu)
+            line = (f"  round {round_no}/{args.rounds}: bare {bare_rps[-1]:8.0f} req/s   cracker {rps:8.0f} req/s "
+                    f"({cpu:.0f} us CPU/req)   ratio {rps / bare_rps[-1]:.2f}")
+            if args.compare_src:
+                rps, cpu = measure(base_url, key, args.duration, args.connections, procs[-1].pid)
+                base_rps.append(rps)
+                base_cpu.append(cpu)
+                line += f"   compared version {rps:8.0f} req/s ({cpu:.0f} us CPU/req)"
+            print(line, flush=True)
         bare_med, ours_med = statistics.median(bare_rps), statistics.median(ours_rps)
-        print(f"median: bare Starlette {bare_med:.0f} req/s, cracker GET /v2/tasks/{{id}} {ours_med:.0f} req/s")
+        print(f"median: bare Starlette {bare_med:.0f} req/s, cracker GET /v2/tasks/{{id}} {ours_med:.0f} req/s "
+              f"({statistics.median(ours_cpu):.0f} us CPU/req)")
         print(f"ratio (cracker / bare): {ours_med / bare_med:.2f}  (target >= 0.50)")
+        if args.compare_src:
+            base_med, base_cpu_med = statistics.median(base_rps), statistics.median(base_cpu)
+            print(f"compared version: {base_med:.0f} req/s ({base_cpu_med:.0f} us CPU/req); this version / compared: "
+                  f"{ours_med / base_med:.2f} in req/s, {statistics.median(ours_cpu) / base_cpu_med:.2f} in CPU/req")
     finally:
         for proc in procs:
             proc.terminate()

@@ -129,10 +129,11 @@ async def flood(ports: list[int], api_key: str, rate: float, duration_s: float, 
     return result
 
 
-async def steady_client(port: int, api_key: str, rate: float, duration_s: float) -> list[float]:
-    """The second account at its normal pace (closed loop, ``rate`` per second): the latency in
-    seconds of each request, a balance read, a create and a poll of its task in turn."""
-    connection = Connection(port, api_key)
+async def steady_client(ports: list[int], api_key: str, rate: float, duration_s: float) -> list[float]:
+    """The second account at its normal pace (``rate`` per second, one request at a time, round
+    robin over ``ports`` as a balancer would spread it): the latency in seconds of each request, a
+    balance read, a create and a poll of its task in turn."""
+    connections = [Connection(port, api_key) for port in ports]
     latencies: list[float] = []
     task_id: str | None = None
     began = time.monotonic()
@@ -142,6 +143,7 @@ async def steady_client(port: int, api_key: str, rate: float, duration_s: float)
             if at >= duration_s:
                 break
             await asyncio.sleep(max(0.0, began + at - time.monotonic()))
+            connection = connections[step % len(connections)]
             start = time.perf_counter()
             if step % 3 == 0:
                 answer = await connection.request("GET", "/v2/balance")
@@ -154,7 +156,8 @@ async def steady_client(port: int, api_key: str, rate: float, duration_s: float)
             if answer.status >= 400:
                 raise AssertionError(f"the second account was refused: {answer.status} {answer.body}")
     finally:
-        connection.close()
+        for connection in connections:
+            connection.close()
     return latencies
 
 

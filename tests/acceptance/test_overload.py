@@ -36,16 +36,14 @@ def port_of(server: LiveServer) -> int:
     return int(server.base_url.rsplit(":", 1)[1])
 
 
-def assert_limit_held(ports: list[int], flooder: str, steady: str, steady_port: int, seconds: float) -> tuple[
-    list[float], list[float]
-]:
+def assert_limit_held(ports: list[int], flooder: str, steady: str, seconds: float) -> tuple[list[float], list[float]]:
     """The second account alone, then beside the flood at 10x: the limiter's accuracy, every 429's
     Retry-After and envelope, and the second account's latencies (idle, loaded) for the caller."""
-    idle = asyncio.run(steady_client(steady_port, steady, STEADY_RATE, 4.0))
+    idle = asyncio.run(steady_client(ports, steady, STEADY_RATE, 4.0))
 
     async def both() -> tuple[FloodResult, list[float]]:
         return await asyncio.gather(
-            flood(ports, flooder, 10 * RATE, seconds), steady_client(steady_port, steady, STEADY_RATE, seconds)
+            flood(ports, flooder, 10 * RATE, seconds), steady_client(ports, steady, STEADY_RATE, seconds)
         )
 
     flooded, loaded = asyncio.run(both())
@@ -75,7 +73,7 @@ def test_one_account_flooding_sqlite(tmp_path: Path) -> None:
         one_x = asyncio.run(flood([port], flooder, RATE, 3.0))
         assert not one_x.bad_refusals
         rss_1x = peak_rss_mib(server.process.pid)
-        idle, loaded = assert_limit_held([port], flooder, steady, port, 8.0)
+        idle, loaded = assert_limit_held([port], flooder, steady, 8.0)
         rss_10x = peak_rss_mib(server.process.pid)
         assert rss_10x - rss_1x <= RSS_GROWTH_MIB, f"peak RSS {rss_1x:.0f} MiB at 1x, {rss_10x:.0f} MiB at 10x"
         assert_latency_kept(idle, loaded)
@@ -92,7 +90,7 @@ def test_the_limit_holds_across_two_api_processes_on_postgresql(tmp_path: Path) 
         with started_server(tmp_path / "a", **env) as first, started_server(tmp_path / "b", **env) as second:
             flooder, steady = new_accounts(first)
             ports = [port_of(first), port_of(second)]
-            idle, loaded = assert_limit_held(ports, flooder, steady, ports[0], 8.0)
+            idle, loaded = assert_limit_held(ports, flooder, steady, 8.0)
             assert_latency_kept(idle, loaded)
             for server in (first, second):
                 lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.strip()]

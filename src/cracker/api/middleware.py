@@ -157,12 +157,15 @@ _UUID = re.compile(rb"(?i)[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}
 def _log_access(scope: Scope, context: RequestLogContext, status: int, began: float) -> None:
     """The request's one access line: its route's template (not the path, whose ids would make
     every line unique), status and duration, with the request and account ids."""
+    level = logging.ERROR if status >= 500 else logging.WARNING if status == 0 else logging.INFO
+    if not access_log.isEnabledFor(level):
+        return
     # FastAPI's router leaves the matched route in the scope; so does the poll fast path.
     template: str | None = getattr(scope.get("route"), "path", None)
     path = redact(scope["path"])
     method = scope["method"]
     access_log.log(
-        logging.ERROR if status >= 500 or status == 0 else logging.INFO,
+        level,
         f"{method} {template or path} {status}",
         extra={
             "request_id": context.request_id,
