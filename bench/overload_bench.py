@@ -85,7 +85,8 @@ def run_setup(label: str, env: dict[str, str], workdir: Path, processes: int, ra
                 )
 
             flooded, loaded = asyncio.run(phase(multiple * rate))
-            accepted = flooded.accepted_rate(1.0, seconds)
+            accepted = flooded.accepted_rate(flooded.drained_at() + 0.1, seconds) if multiple > 1 else (
+                flooded.accepted_rate(0, seconds))
             p50, p99 = percentile(loaded, 0.5), percentile(loaded, 0.99)
             print(f"| {multiple}x ({multiple * rate:g}/s) | {accepted:.2f} ({rate:g}) | "
                   f"{(accepted - rate) / rate * 100:+.1f} % | {len(flooded.bad_refusals)} of "

@@ -64,20 +64,32 @@ class Connection:
 
 @dataclass
 class FloodResult:
-    #: (time sent, relative to the phase's start; status) of every request.
-    sent: list[tuple[float, int]] = field(default_factory=list)
+    #: (time sent, relative to the phase's start; port; status) of every request.
+    sent: list[tuple[float, int, int]] = field(default_factory=list)
     #: Each 429 that lacked Retry-After or the error envelope (should stay empty).
     bad_refusals: list[str] = field(default_factory=list)
 
     def accepted_rate(self, start_s: float, end_s: float) -> float:
         """Requests accepted per second among those sent between ``start_s`` and ``end_s`` (after
-        the burst is spent, so this is the bucket's refill rate)."""
-        accepted = sum(1 for at, status in self.sent if start_s <= at < end_s and status < 400)
+        ``drained_at``, this is the buckets' refill rate)."""
+        accepted = sum(1 for at, _, status in self.sent if start_s <= at < end_s and status < 400)
         return accepted / (end_s - start_s)
+
+    def drained_at(self) -> float:
+        """When every process's bucket had been emptied (its first 429): from then on, requests are
+        accepted at the refill rate. A server slow to warm up may take a while to get there."""
+        first_refusal: dict[int, float] = {}
+        ports = {port for _, port, _ in self.sent}
+        for at, port, status in self.sent:
+            if status == 429 and port not in first_refusal:
+                first_refusal[port] = at
+        if set(first_refusal) != ports:
+            raise AssertionError(f"not every process refused a request: {sorted(first_refusal)} of {sorted(ports)}")
+        return max(first_refusal.values())
 
     def statuses(self) -> dict[int, int]:
         counts: dict[int, int] = {}
-        for _, status in self.sent:
+        for _, _, status in self.sent:
             counts[status] = counts.get(status, 0) + 1
         return counts
 
@@ -95,7 +107,7 @@ def check_refusal(answer: Answer) -> str | None:
     return None
 
 
-async def flood(ports: list[int], api_key: str, rate: float, duration_s: float, lanes: int = 8) -> FloodResult:
+async def flood(ports: list[int], api_key: str, rate: float, duration_s: float, lanes: int = 16) -> FloodResult:
     """Open-loop load at ``rate`` requests per second for ``duration_s``, over ``lanes`` connections
     spread round robin across ``ports`` (one API process each): creates, then polls of the task
     created, alternately. A slow answer delays only its lane; the others keep the schedule."""
@@ -105,7 +117,8 @@ async def flood(ports: list[int], api_key: str, rate: float, duration_s: float, 
     task_ids: list[str] = []
 
     async def lane(index: int) -> None:
-        connection = Connection(ports[index % len(ports)], api_key)
+        port = ports[index % len(ports)]
+        connection = Connection(port, api_key)
         try:
             for step in itertools.count():
                 at = index / rate + step * interval
@@ -119,7 +132,7 @@ async def flood(ports: list[int], api_key: str, rate: float, duration_s: float, 
                         task_ids.append(str(answer.body["task_id"]))
                 else:
                     answer = await connection.request("GET", f"/v2/tasks/{task_ids[-1]}")
-                result.sent.append((sent, answer.status))
+                result.sent.append((sent, port, answer.status))
                 if answer.status == 429 and (problem := check_refusal(answer)):
                     result.bad_refusals.append(problem)
         finally:

@@ -61,7 +61,7 @@ def create_app(
         settings.address_rate_limit_per_s / share, max(1, round(settings.address_rate_limit_burst / share))
     )
     app.state.long_polls = LongPollSlots(settings.max_long_polls_per_account)
-    app.add_middleware(AddressGate, limiter=app.state.address_limiter)
+    app.add_middleware(AddressGate, limiter=app.state.address_limiter, account_limiter=app.state.rate_limiter)
     install_error_handlers(app)
     for module in (tasks, account, catalogue, metrics, legacy_v1, workers, admin):
         app.include_router(module.router)
