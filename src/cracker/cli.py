@@ -56,6 +56,8 @@ class LogFormatChoice(StrEnum):
 
     JSON = "json"
     TEXT = "text"
+
+
 T = TypeVar("T")
 
 
@@ -154,7 +156,10 @@ def serve(
     from cracker.api.app import create_app
 
     settings = Settings()
-    configure_logging(log_format.value if log_format else settings.log_format, log_level)
+    try:
+        configure_logging(log_format.value if log_format else settings.log_format, log_level)
+    except ValueError:
+        raise typer.BadParameter(f"unknown level {log_level!r}", param_hint="--log-level") from None
     listener = _listen(host, port)
     _migrate(settings.database_url)
     if demo:
