@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,12 +15,22 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CRACKER_", extra="ignore")
 
     database_url: str = "sqlite:///./var/cracker.db"
+    #: Log lines as JSON objects (one per line, for a log collector) or as plain text for a
+    #: terminal; ``--log-format`` on serve and worker overrides it. Fields: docs/operations.md.
+    log_format: Literal["json", "text"] = "json"
     #: Base of every error's ``doc_url``; empty means "this server, as the request reached it".
     docs_base_url: str = ""
-    #: Requests per second per API key (token bucket refill); 0 turns rate limiting off.
+    #: Requests per second per account, all its keys together (token bucket refill), for the whole
+    #: service; 0 turns rate limiting off. Buckets live in each API process's memory: each process
+    #: enforces its share, ``1 / api_processes`` of this rate and burst (docs/operations.md).
     rate_limit_per_s: float = Field(default=50.0, ge=0)
-    #: Bucket size: the burst a key may send at once.
+    #: Bucket size: the burst an account may send at once (for the whole service, like the rate).
     rate_limit_burst: int = Field(default=100, ge=1)
+    #: API processes behind the load balancer: each enforces 1/N of the per-account and
+    #: per-address limits, so that N processes together enforce the settings. The balancer must
+    #: spread requests evenly (round robin, least connections); a client pinned to one process
+    #: gets 1/N of its limit.
+    api_processes: int = Field(default=1, ge=1)
     #: Largest request body accepted, in bytes.
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     #: A task not solved this many seconds after creation is rejected with ``solve_timeout``.

@@ -22,11 +22,14 @@ from cracker.logredact import install_log_redaction
 from cracker.runtime import Runtime
 
 
-def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> RequestContextMiddleware:
+def create_app(
+    settings: Settings | None = None, *, run_migrations: bool = True, access_log: bool = True
+) -> RequestContextMiddleware:
     """The ASGI application to serve: the FastAPI app behind the request-context layer.
 
     The layer sits outside FastAPI (not in its middleware list) so that every answer, including
-    FastAPI's own, gets a request id, and so that the hot read route skips FastAPI's stack.
+    FastAPI's own, gets a request id and an access line (``cracker.access``, unless
+    ``access_log`` is off), and so that the hot read route skips FastAPI's stack.
     """
     settings = settings or Settings()
     install_log_redaction()
@@ -50,10 +53,17 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         redoc_url=None,
     )
     app.state.docs_base_url = settings.docs_base_url.rstrip("/")
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
-    app.state.address_limiter = AddressLimiter(settings.address_rate_limit_per_s, settings.address_rate_limit_burst)
+    # Each of the api_processes processes enforces its share of the limits (buckets are in memory:
+    # sharing them through the database would cost a round trip per request).
+    share = settings.api_processes
+    app.state.rate_limiter = RateLimiter(
+        settings.rate_limit_per_s / share, max(1, round(settings.rate_limit_burst / share))
+    )
+    app.state.address_limiter = AddressLimiter(
+        settings.address_rate_limit_per_s / share, max(1, round(settings.address_rate_limit_burst / share))
+    )
     app.state.long_polls = LongPollSlots(settings.max_long_polls_per_account)
-    app.add_middleware(AddressGate, limiter=app.state.address_limiter)
+    app.add_middleware(AddressGate, limiter=app.state.address_limiter, account_limiter=app.state.rate_limiter)
     install_error_handlers(app)
     for module in (tasks, account, catalogue, metrics, legacy_v1, workers, admin):
         app.include_router(module.router)
@@ -66,5 +76,6 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
 
     app.openapi = openapi  # type: ignore[method-assign]
     return RequestContextMiddleware(
-        app, max_body_bytes=settings.max_body_bytes, fast_path=fast_paths(settings.max_body_bytes)
+        app, max_body_bytes=settings.max_body_bytes, fast_path=fast_paths(settings.max_body_bytes),
+        access_log=access_log,
     )

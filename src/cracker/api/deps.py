@@ -12,6 +12,7 @@ from cracker.api.client_limits import AUTHENTICATED, AddressLimiter, api_key_in
 from cracker.api.ratelimit import RateLimiter
 from cracker.domain.accounts import ApiKeyRecord, Scope
 from cracker.domain.errors import InsufficientScope, InvalidApiKey, MissingApiKey, RateLimitExceeded
+from cracker.logs import bind_account
 from cracker.runtime import Runtime
 
 # auto_error=False: a missing key is our own missing_api_key envelope, not FastAPI's 403.
@@ -56,8 +57,10 @@ async def authenticate(request: Request, scope: Scope) -> ApiKeyRecord:
         addresses.charge(request.scope)
         raise
     request.scope.setdefault("state", {})[AUTHENTICATED] = True
+    bind_account(record.account_id)
     limiter: RateLimiter = request.app.state.rate_limiter
-    wait_s = limiter.acquire(record.id)
+    # Per account, not per key: more keys must not buy a higher rate.
+    wait_s = limiter.acquire(record.account_id)
     if wait_s is not None:
         raise RateLimitExceeded(wait_s)
     state[_AUTHENTICATED_AS] = (record, scope)

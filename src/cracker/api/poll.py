@@ -52,6 +52,7 @@ async def serve_poll(scope: Scope, receive: Receive, send: Send) -> bool:
     if match is not Match.FULL:
         return False
     scope.update(child_scope)
+    scope["route"] = _POLL  # its template names the access line's route, as FastAPI's router does
     request = Request(scope, receive)
     try:
         response = await read_task(request)

@@ -1,4 +1,4 @@
-"""Per-key token buckets, in process memory."""
+"""Token buckets (per account, per client address), in process memory."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ class RateLimiter:
     """``rate`` tokens per second up to ``burst``; one token per request.
 
     Buckets live in this process: with several API processes each enforces the limit on its own
-    share of the traffic.
+    share of the traffic (``create_app`` gives each ``1 / api_processes`` of the setting).
     """
 
     _MAX_KEYS = 100_000

@@ -210,7 +210,7 @@ async def create_tasks_batch(
     request: Request, runtime: RuntimeDep, key: ClientKey, body: BatchRequest, idempotency_key: IdempotencyKey = None,
 ) -> Response:
     # The request took one token (authentication admitted it); each further item costs one more.
-    request.app.state.rate_limiter.charge(key.id, len(body.tasks) - 1)
+    request.app.state.rate_limiter.charge(key.account_id, len(body.tasks) - 1)
     items = [_batch_item(raw) for raw in body.tasks]
     created = await runtime.batches.create(key.account_id, items, batch_hash(body.tasks), idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if created.replayed else None
