@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from cracker.domain.clock import now
+from cracker.domain.clock import Clock, now
 from cracker.domain.workers import WorkerInfo, WorkerKind
 from cracker.solvers.registry import SolverRegistry
 from cracker.store import Store, leases
@@ -33,8 +33,10 @@ class LiveCapacity:
     """
 
     def __init__(
-        self, solvers: SolverRegistry, store: Store, *, local_builtin: bool, refresh_s: float = 1.0
+        self, solvers: SolverRegistry, store: Store, *, local_builtin: bool, refresh_s: float = 1.0,
+        clock: Clock = now,
     ) -> None:
+        self._clock = clock
         self._solvers = solvers
         self._store = store
         self._local_builtin = local_builtin
@@ -58,7 +60,7 @@ class LiveCapacity:
     def slots(self) -> dict[str, int]:
         """Type -> solver slots of live workers serving it (the ``workers_available`` metric)."""
         out: dict[str, int] = {}
-        at = now()
+        at = self._clock()
         for worker in self._live.values():
             if worker.live(at):
                 for task_type in worker.types:
@@ -75,13 +77,13 @@ class LiveCapacity:
         self._recompute()
 
     async def refresh(self) -> None:
-        at = now()
+        at = self._clock()
         workers = await self._store.read(lambda r: leases.live_workers(r, at))
         self._live = {w.id: w for w in workers}
         self._recompute()
 
     def _recompute(self) -> None:
-        at = now()
+        at = self._clock()
         live = [w for w in self._live.values() if w.live(at)]
         self._builtin_types = frozenset(t for w in live if w.kind is WorkerKind.BUILTIN for t in w.types)
         self._remote_types = frozenset(t for w in live if w.kind is WorkerKind.REMOTE for t in w.types)
