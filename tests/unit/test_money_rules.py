@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from decimal import Decimal
 
 import pytest
 
+from cracker.domain import catalogue
 from cracker.domain.catalogue import CATALOGUE, CHARGE_RULES, ChargeRule, charge_applies, spec_for, spec_for_slug
 from cracker.domain.money import MAX_UNITS, UNITS_PER_USD, MoneyError, format_usd, parse_usd
 from cracker.domain.webhooks import RETRY_FOR_S, new_secret, next_attempt_delay, sign
@@ -124,6 +126,18 @@ def test_specs_have_their_kind_category_and_charge_flag() -> None:
     assert all(not s.charged for s in CATALOGUE.values() if s.kind == "api")
 
 
+def test_the_catalogue_builders_fill_every_field() -> None:
+    """The two builders the table is written with: an API error is never charged and files under
+    "API"; a task error has no HTTP status, is neither retryable nor charged unless it says so.
+    (Called here, not only at import: the table is built once, and the pinned codes above check
+    its rows, not how the next row added will be built.)"""
+    spec = catalogue.ErrorSpec
+    assert catalogue._api("c", 418, True, "m", "f") == spec("c", "api", 418, True, False, "API", "m", "f")
+    assert catalogue._task("Solve", "c", "m", "f") == spec("c", "task", None, False, False, "Solve", "m", "f")
+    assert catalogue._task("Proxy", "c", "m", "f", retryable=True, charged=True) == spec(
+        "c", "task", None, True, True, "Proxy", "m", "f")
+
+
 def test_slugs_name_the_documentation_pages() -> None:
     """Each error's documentation page is its code with hyphens; the page route finds it back."""
     assert spec_for("missing_api_key").slug == "missing-api-key"
@@ -164,3 +178,27 @@ def test_a_new_secret_is_prefixed_and_random() -> None:
     first, second = new_secret(), new_secret()
     assert first.startswith("whsec_") and len(first) == len("whsec_") + 48
     assert int(first.removeprefix("whsec_"), 16) >= 0 and first != second
+
+
+# --- the Idempotency-Key's request fingerprint ---
+
+
+def test_the_request_fingerprint_is_canonical_json_and_stable() -> None:
+    """An Idempotency-Key replays only the same request: the fingerprint is SHA-256 of the request
+    as compact JSON with sorted keys, so key order does not matter and the stored fingerprints of
+    the last 24 h keep matching after a restart. Integers beyond 64 bits (which orjson refuses) get
+    the same canonical form from the standard library."""
+    from cracker.service.tasks import _request_hash
+
+    def canonical(task_type: str, params: dict[str, object], url: str | None) -> str:
+        text = json.dumps({"type": task_type, "params": params, "callback_url": url}, sort_keys=True,
+                          separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    small = _request_hash("turnstile", {"url": "https://a.example", "site_key": "k"}, None)
+    assert small == canonical("turnstile", {"site_key": "k", "url": "https://a.example"}, None)
+    big = {"b": 2**70, "a": [1, {"z": 1, "y": 2}]}
+    assert _request_hash("pow-sha256", big, "https://h.example") == canonical("pow-sha256", big, "https://h.example")
+    reordered = {"a": [1, {"y": 2, "z": 1}], "b": 2**70}
+    assert _request_hash("pow-sha256", big, None) == _request_hash("pow-sha256", reordered, None)
+    assert _request_hash("pow-sha256", big, None) != _request_hash("pow-sha256", {**big, "b": 2**70 + 1}, None)
