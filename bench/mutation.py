@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/mutation.py                 # mutmut run, then the report (tens of minutes)
     .venv/bin/python bench/mutation.py --report-only   # the report of the last run (mutants/)
+    .venv/bin/python bench/mutation.py --survivors     # after adding tests: test the survivors again
 
 What is mutated and which tests run is ``[tool.mutmut]`` in pyproject.toml: the money (domain/money,
 store/units: hold, settle, top-up, the ledger), the error catalogue and its charge rules, the task
@@ -26,11 +27,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -55,6 +59,38 @@ class Mutant:
     name: str
     module: str  # src/cracker/...py
     status: str
+
+
+def _mutant_children(parent: int) -> dict[int, int]:
+    """pid -> CPU ticks used, of mutmut's children that test a mutant (``mutmut: <name>``)."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and cmdline.startswith(b"mutmut:"):
+            out[int(stat.parent.name)] = int(fields[11]) + int(fields[12])
+    return out
+
+
+def watch_for_hangs(parent: int, idle_s: float, done: threading.Event) -> None:
+    """A mutant that makes the app hang (a completion batcher that never stops, say) burns no CPU
+    while mutmut waits out its wall limit, up to 15 x the tests' time: minutes each. One that has
+    used no CPU for ``idle_s`` gets SIGXCPU, mutmut's own timeout signal, and counts as a timeout."""
+    seen: dict[int, tuple[int, float]] = {}
+    while not done.wait(5):
+        now = time.monotonic()
+        for pid, ticks in _mutant_children(parent).items():
+            before = seen.get(pid)
+            if before is None or before[0] != ticks:
+                seen[pid] = (ticks, now)
+            elif now - before[1] >= idle_s:
+                print(f"\n[bench] mutant process {pid} idle for {idle_s:.0f} s: timeout", flush=True)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGXCPU)
+                seen[pid] = (ticks, now)
 
 
 def load_results() -> list[Mutant]:
@@ -138,15 +174,27 @@ def report(mutants: list[Mutant], seconds: float | None) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--report-only", action="store_true", help="report the last run in mutants/")
+    parser.add_argument("--survivors", action="store_true",
+                        help="test only the last run's survivors again (mutmut keeps every other verdict)")
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--idle-timeout", type=float, default=45.0,
+                        help="seconds without CPU after which a mutant's test run counts as hung (a timeout)")
     args = parser.parse_args()
     seconds = None
     if not args.report_only:
         started = time.monotonic()
         # Niced: the machine is shared. mutmut prints its own progress (mutants done, killed, survived).
         command = ["nice", "-n", "10", str(MUTMUT), "run", "--max-children", str(args.max_children)]
+        if args.survivors:
+            command += [m.name for m in load_results() if m.status in _SURVIVED]
         print("$", " ".join(command), flush=True)
-        code = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False).returncode
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        done = threading.Event()
+        # nice execs mutmut in place: the process is mutmut, and its children test the mutants.
+        watcher = threading.Thread(target=watch_for_hangs, args=(process.pid, args.idle_timeout, done), daemon=True)
+        watcher.start()
+        code = process.wait()
+        done.set()
         seconds = time.monotonic() - started
         if code != 0:
             print(f"mutmut run failed (exit {code})", file=sys.stderr)
