@@ -14,7 +14,15 @@ first, traced run of that selection, so a mutant costs seconds, not a whole suit
 The score is killed / (killed + survived). A timeout (the mutant made the tests hang: they noticed)
 and a segfault count as killed; "no tests" (no selected test reached the mutated function) counts as
 survived: an untested function is a hole, not a pass. "skipped", "suspicious" and anything mutmut did
-not check are listed apart and left out of the score.
+not check are listed apart and left out of the score. A mutant's test run that uses no CPU for
+``--idle-timeout`` seconds (45) is hung (a completion batcher that never stops, say) and is ended
+with mutmut's own timeout signal, instead of waiting out mutmut's wall limit (15 x the tests' time).
+
+mutmut 3 mutates function bodies only: module-level constants (the catalogue's rows, the retry
+schedule's tuple) are not mutated; tests/integration/test_catalogue.py pins every row and
+tests/unit/test_money_rules.py every schedule step. It runs in fork mode: each mutant's tests run in
+a process forked after the first run imported cracker, so a function that only runs at import (the
+catalogue's row builders) is exercised by a test calling it, not by the import.
 
 Every surviving mutant is printed with file:line and its diff. The ceiling beside our figure is
 100 % (every mutant killed); equivalent mutants (no behaviour can tell them apart) keep real scores
