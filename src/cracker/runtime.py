@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from cracker.config import Settings, callback_policy, refund_policy
+from cracker.domain.clock import Clock, now
 from cracker.jobs import PeriodicJob, Reaper, Retention, WebhookDispatcher
 from cracker.metrics import Metrics
 from cracker.service.accounts import AccountService
@@ -80,10 +81,10 @@ class Runtime:
     dispatcher: WebhookDispatcher | None = None
 
     @classmethod
-    async def start(cls, settings: Settings, *, run_migrations: bool = True) -> Runtime:
+    async def start(cls, settings: Settings, *, run_migrations: bool = True, clock: Clock = now) -> Runtime:
         """An API process (``cracker serve``)."""
         worker = WorkerSpec(settings.worker_concurrency) if settings.in_process_workers else None
-        return await build_runtime(settings, ProcessKind.API, worker=worker, run_migrations=run_migrations)
+        return await build_runtime(settings, ProcessKind.API, worker=worker, run_migrations=run_migrations, clock=clock)
 
     async def stop(self) -> None:
         if self.dispatcher is not None:
@@ -101,9 +102,15 @@ class Runtime:
 
 
 async def build_runtime(
-    settings: Settings, kind: ProcessKind, *, worker: WorkerSpec | None, run_migrations: bool = False
+    settings: Settings, kind: ProcessKind, *, worker: WorkerSpec | None, run_migrations: bool = False,
+    clock: Clock = now,
 ) -> Runtime:
-    """Build and start everything a process of ``kind`` runs; ``worker``: the worker it runs, if any."""
+    """Build and start everything a process of ``kind`` runs; ``worker``: the worker it runs, if any.
+
+    ``clock``: what the task, worker and capacity services read the time from (registrations,
+    leases, heartbeats, deadlines, lease expiry). Always ``now`` outside tests; a test hands in a
+    clock it moves itself, so a lease expires when the test says, not when the wall clock does.
+    """
     if run_migrations:
         # Alembic runs its own event loop; keep it off ours.
         await asyncio.to_thread(migrate, settings.database_url)
@@ -125,7 +132,7 @@ async def build_runtime(
     # records its own registration.
     capacity = LiveCapacity(
         solvers, store, local_builtin=kind is ProcessKind.WORKER or settings.in_process_workers,
-        refresh_s=settings.capacity_refresh_s,
+        refresh_s=settings.capacity_refresh_s, clock=clock,
     )
     if kind is ProcessKind.API:
         await capacity.refresh()
@@ -134,13 +141,14 @@ async def build_runtime(
     callbacks = callback_policy(settings)
     tasks = TaskService(
         store, offers, capacity, notifier, metrics, task_timeout_s=settings.task_timeout_s, callbacks=callbacks,
-        max_running_per_account=settings.max_running_per_account,
+        max_running_per_account=settings.max_running_per_account, clock=clock,
     )
     reports = ReportService(store, metrics, refund_policy(settings))
     completions = CompletionBatcher(tasks)
     completions.start()
     worker_service = WorkerService(
-        store, tasks, capacity, completions, lease_s=settings.lease_s, max_attempts=settings.max_attempts
+        store, tasks, capacity, completions, lease_s=settings.lease_s, max_attempts=settings.max_attempts,
+        clock=clock,
     )
     runtime = Runtime(
         settings=settings, kind=kind, store=store, metrics=metrics,

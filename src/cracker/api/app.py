@@ -18,25 +18,28 @@ from cracker.api.openapi import build_openapi
 from cracker.api.ratelimit import RateLimiter
 from cracker.api.routes import account, admin, catalogue, legacy_v1, metrics, tasks, workers
 from cracker.config import Settings
+from cracker.domain.clock import Clock, now
 from cracker.logredact import install_log_redaction
 from cracker.runtime import Runtime
 
 
 def create_app(
-    settings: Settings | None = None, *, run_migrations: bool = True, access_log: bool = True
+    settings: Settings | None = None, *, run_migrations: bool = True, access_log: bool = True,
+    clock: Clock = now,
 ) -> RequestContextMiddleware:
     """The ASGI application to serve: the FastAPI app behind the request-context layer.
 
     The layer sits outside FastAPI (not in its middleware list) so that every answer, including
     FastAPI's own, gets a request id and an access line (``cracker.access``, unless
     ``access_log`` is off), and so that the hot read route skips FastAPI's stack.
+    ``clock``: see ``build_runtime`` (tests only; production reads the wall clock).
     """
     settings = settings or Settings()
     install_log_redaction()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.start(settings, run_migrations=run_migrations)
+        runtime = await Runtime.start(settings, run_migrations=run_migrations, clock=clock)
         app.state.runtime = runtime
         try:
             yield

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from cracker.domain.clock import now
+from cracker.domain.clock import Clock, now
 from cracker.domain.errors import ServiceUnavailable
 from cracker.domain.workers import WorkerInfo, WorkerKind
 from cracker.solvers.registry import SolverRegistry
@@ -35,8 +35,10 @@ class LiveCapacity:
     """
 
     def __init__(
-        self, solvers: SolverRegistry, store: Store, *, local_builtin: bool, refresh_s: float = 1.0
+        self, solvers: SolverRegistry, store: Store, *, local_builtin: bool, refresh_s: float = 1.0,
+        clock: Clock = now,
     ) -> None:
+        self._clock = clock
         self._solvers = solvers
         self._store = store
         self._local_builtin = local_builtin
@@ -47,7 +49,7 @@ class LiveCapacity:
         self._loop_task: asyncio.Task[None] | None = None
         #: When the registry was last read, while reads of it fail (None while they succeed).
         self._blind_since: float | None = None
-        self._seen_at = now()
+        self._seen_at = clock()
 
     def can_serve(self, task_type: str, params: Mapping[str, Any]) -> bool:
         if task_type in self._remote_types:
@@ -63,7 +65,7 @@ class LiveCapacity:
     def slots(self) -> dict[str, int]:
         """Type -> solver slots of live workers serving it (the ``workers_available`` metric)."""
         out: dict[str, int] = {}
-        at = now()
+        at = self._clock()
         for worker in self._live.values():
             if worker.live(at):
                 for task_type in worker.types:
@@ -80,7 +82,7 @@ class LiveCapacity:
         self._recompute()
 
     async def refresh(self) -> None:
-        at = now()
+        at = self._clock()
         try:
             workers = await self._store.read(lambda r: leases.live_workers(r, at))
         except Exception:
@@ -104,7 +106,7 @@ class LiveCapacity:
     def _recompute(self) -> None:
         # While the registry cannot be read, liveness is judged as of its last reading: who
         # stopped heartbeating since cannot be told from who could not reach the database.
-        at = now() if self._blind_since is None else self._blind_since
+        at = self._clock() if self._blind_since is None else self._blind_since
         live = [w for w in self._live.values() if w.live(at)]
         self._builtin_types = frozenset(t for w in live if w.kind is WorkerKind.BUILTIN for t in w.types)
         self._remote_types = frozenset(t for w in live if w.kind is WorkerKind.REMOTE for t in w.types)

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from cracker.domain.clock import new_id, now
+from cracker.domain.clock import new_id
 from cracker.domain.errors import CrackerError, FieldError, InsufficientBalance, InvalidRequest
 from cracker.domain.money import format_usd
 from cracker.domain.tasks import Task
@@ -105,7 +105,7 @@ class BatchService:
             replay = await self._replay(account_id, idempotency_key, request_hash)
             if replay is not None:
                 return replay
-        at = now()
+        at = self._tasks.clock()
         results: list[ItemResult | None] = []
         news: list[NewTask] = []
         for item in items:
@@ -163,7 +163,7 @@ class BatchService:
         return BatchCreated(final)
 
     async def _replay(self, account_id: str, key: str, request_hash: str) -> BatchCreated | None:
-        since = now() - IDEMPOTENCY_TTL_S
+        since = self._tasks.clock() - IDEMPOTENCY_TTL_S
         found = await self._store.read(lambda r: batches.find_batch_key(r, account_id, key, since))
         if found is None:
             return None

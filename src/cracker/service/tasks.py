@@ -15,7 +15,7 @@ import orjson
 
 from cracker.domain.callbacks import CallbackPolicy
 from cracker.domain.catalogue import spec_for
-from cracker.domain.clock import new_id, now
+from cracker.domain.clock import Clock, new_id, now
 from cracker.domain.errors import (
     FieldError,
     InsufficientBalance,
@@ -89,7 +89,10 @@ class TaskService:
         task_timeout_s: float,
         callbacks: CallbackPolicy | None = None,
         max_running_per_account: int = 0,
+        clock: Clock = now,
     ) -> None:
+        #: Every time this service stores (creation, deadlines, leases, ends); ``now`` in production.
+        self.clock = clock
         self._max_running_per_account = max_running_per_account
         self._callbacks = callbacks or CallbackPolicy()
         self._offers = offers
@@ -176,7 +179,7 @@ class TaskService:
         self, account_id: str, task_id: str, task_type: str, params: dict[str, Any], price: int, pool_only: bool,
         callback_url: str | None, idempotency_key: str | None, request_hash: str,
     ) -> Created:
-        at = now()
+        at = self.clock()
         key = None
         if idempotency_key is not None:
             key = IdempotencyKey(idempotency_key, request_hash, expired_before=at - IDEMPOTENCY_TTL_S)
@@ -200,7 +203,7 @@ class TaskService:
         return Created(task)
 
     async def _replay(self, account_id: str, key: str, request_hash: str) -> Created | None:
-        since = now() - IDEMPOTENCY_TTL_S
+        since = self.clock() - IDEMPOTENCY_TTL_S
         found = await self._store.find_idempotency_key(account_id, key, since)
         if found is None:
             return None
@@ -264,14 +267,14 @@ class TaskService:
         if cap and lane_slots is not None and lane_slots > 1:
             cap = min(cap, lane_slots - 1)
         return await self._store.claim_tasks(
-            types, owner, limit, lease_s, now(), builtin_only=builtin_only, accounts=accounts,
+            types, owner, limit, lease_s, self.clock(), builtin_only=builtin_only, accounts=accounts,
             max_running_per_account=cap,
         )
 
     async def complete_many(self, items: Sequence[Completion]) -> list[Task | None]:
         """``complete`` for a batch, in one transaction (group commit): one answer per item, None
         where the lease was lost."""
-        completed = await self._store.complete_tasks(items, now())
+        completed = await self._store.complete_tasks(items, self.clock())
         for task in completed:
             self._finished(task)
         done = {(task.id, task.attempts): task for task in completed}
@@ -282,7 +285,7 @@ class TaskService:
     ) -> Task | None:
         """End a live task ``rejected``; the hold is released unless the error is ``charged``."""
         fence = (claim.lease_owner, claim.attempt) if claim is not None else None
-        task = await self._store.reject_task(task_id, _rejection(code, message), now(), fence=fence)
+        task = await self._store.reject_task(task_id, _rejection(code, message), self.clock(), fence=fence)
         if task is not None:
             self._finished(task)
         return task
@@ -290,7 +293,7 @@ class TaskService:
     async def reject_overdue(self, limit: int = 500) -> int:
         """Reject every live task past its deadline with ``solve_timeout``, in one transaction."""
         rejection = _rejection("solve_timeout", "The task was not solved before its deadline")
-        finished = await self._store.reject_overdue(rejection, now(), limit)
+        finished = await self._store.reject_overdue(rejection, self.clock(), limit)
         for task in finished:
             self._finished(task)
         return len(finished)
@@ -299,7 +302,7 @@ class TaskService:
         """Delete tasks that ended more than ``retention_s`` ago, in batches; 0 keeps everything."""
         if retention_s <= 0:
             return 0
-        before = now() - retention_s
+        before = self.clock() - retention_s
         deleted = 0
         while True:
             count = await self._store.write(lambda tx: retention.delete_finished(tx, before, batch))
@@ -308,7 +311,7 @@ class TaskService:
                 return deleted
 
     async def purge_idempotency_keys(self) -> int:
-        before = now() - IDEMPOTENCY_TTL_S
+        before = self.clock() - IDEMPOTENCY_TTL_S
         singles = await self._store.write(lambda tx: idempotency.purge_keys(tx, before))
         return singles + await self._store.write(lambda tx: batches.purge_batch_keys(tx, before))
 
