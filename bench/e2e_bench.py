@@ -10,6 +10,13 @@ Two set-ups, each measured twice:
 "idle": one client, one task at a time: latency from sending the create to receiving the completed
 envelope (p50, p99). "loaded": N concurrent clients, each in a create -> long-poll loop: completed
 tasks per second. The load generator runs on the same machine (a raw asyncio HTTP client, uvloop).
+
+The ceiling, measured in the same run with the same client (bench/_ceiling.py): a bare Starlette
+endpoint that parses the create's body and answers the envelope, driven the same way, one request
+per loop instead of a task's create and polls. Goals (issue 20), PostgreSQL: completed tasks/s at
+least 0.12 of the ceiling's requests/s, idle p50 under 3x the ceiling's own request latency (its
+p50 with the loaded run's clients, as wrk reports latency; the ratio to its idle request, a
+single round trip with nothing to do, is printed beside it).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvloop
@@ -27,6 +36,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The cluster helper lives with the crash test that CI runs (tests/acceptance/cluster.py); this benchmark borrows it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "acceptance"))
+from _ceiling import start_bare
 from _rawhttp import Connection
 from cluster import Cluster, create_database, drop_database, free_port
 
@@ -47,21 +57,35 @@ async def one_task(conn: Connection) -> float:
             return time.perf_counter() - started
 
 
-async def idle_latency(ports: list[int], keys: list[str], count: int) -> list[float]:
+async def one_request(conn: Connection) -> float:
+    """The ceiling's unit of work: one create-shaped request, answered at once."""
+    started = time.perf_counter()
+    status, _ = await conn.request("POST", "/v2/tasks/turnstile", BODY)
+    if status != 201:
+        raise RuntimeError(f"ceiling answered {status}")
+    return time.perf_counter() - started
+
+
+Unit = Callable[[Connection], Awaitable[float]]
+
+
+async def idle_latency(ports: list[int], keys: list[str], count: int, unit: Unit = one_task) -> list[float]:
     conns = [Connection("127.0.0.1", p, keys[0]) for p in ports]
     for conn in conns:  # warm-up: connections, caches, prepared statements
         for _ in range(20):
-            await one_task(conn)
+            await unit(conn)
     out = []
     for i in range(count):
-        out.append(await one_task(conns[i % len(conns)]))
+        out.append(await unit(conns[i % len(conns)]))
         await asyncio.sleep(0.002)  # an idle queue: nothing else in flight
     for conn in conns:
         conn.close()
     return out
 
 
-async def throughput(ports: list[int], keys: list[str], clients: int, seconds: float) -> tuple[float, list[float]]:
+async def throughput(
+    ports: list[int], keys: list[str], clients: int, seconds: float, unit: Unit = one_task
+) -> tuple[float, list[float]]:
     stop_at = 0.0
     done: list[float] = []
 
@@ -69,7 +93,7 @@ async def throughput(ports: list[int], keys: list[str], clients: int, seconds: f
         conn = Connection("127.0.0.1", ports[index % len(ports)], keys[index % len(keys)])
         try:
             while time.perf_counter() < stop_at:
-                latency = await one_task(conn)
+                latency = await unit(conn)
                 if time.perf_counter() < stop_at:
                     done.append(latency)
         finally:
@@ -90,16 +114,44 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000 if len(values) > 1 else 0.0
 
 
-def report(label: str, idle: list[float], rate: float, loaded: list[float], clients: int) -> str:
-    return (f"| {label} | {pct(idle, 50):.1f} ms | {pct(idle, 99):.1f} ms | {rate:,.0f} tasks/s "
-            f"({clients} clients) | {pct(loaded, 50):.1f} ms | {pct(loaded, 99):.1f} ms |")
+@dataclass(frozen=True)
+class Ceiling:
+    idle_p50_ms: float
+    #: Its request latency under the loaded run's concurrency (what wrk reports as latency).
+    loaded_p50_ms: float
+    rate: float
 
 
-def run_setup(label: str, cluster: Cluster, ports: list[int], args: argparse.Namespace) -> str:
+def measure_ceiling(workdir: Path, args: argparse.Namespace) -> Ceiling:
+    """The bare endpoint, driven by the same client as the set-ups, in this run."""
+    envelope = {"task_id": "0" * 36, "type": "turnstile", "status": "pending", "solution": None, "error": None,
+                "cost": None, "created_at": "2026-12-01T00:00:00.000Z", "started_at": None, "completed_at": None}
+    proc, port = start_bare(workdir, envelope)
+    try:
+        idle = uvloop.run(idle_latency([port], ["none"], args.idle_tasks, one_request))
+        rate, loaded = uvloop.run(throughput([port], ["none"], args.clients, args.seconds, one_request))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    ceiling = Ceiling(pct(idle, 50), pct(loaded, 50), rate)
+    print(f"ceiling (bare Starlette, same client): {ceiling.rate:,.0f} requests/s and request p50 "
+          f"{ceiling.loaded_p50_ms:.2f} ms with {args.clients} clients; idle request p50 {ceiling.idle_p50_ms:.2f} ms",
+          flush=True)
+    return ceiling
+
+
+def report(label: str, idle: list[float], rate: float, loaded: list[float], clients: int, ceiling: Ceiling) -> str:
+    return (f"| {label} | {pct(idle, 50):.1f} ms = {pct(idle, 50) / ceiling.loaded_p50_ms:.1f} x "
+            f"({pct(idle, 50) / ceiling.idle_p50_ms:.0f} x idle) | "
+            f"{pct(idle, 99):.1f} ms | {rate:,.0f} tasks/s = {rate / ceiling.rate:.3f} x ({clients} clients) | "
+            f"{pct(loaded, 50):.1f} ms | {pct(loaded, 99):.1f} ms |")
+
+
+def run_setup(label: str, cluster: Cluster, ports: list[int], args: argparse.Namespace, ceiling: Ceiling) -> str:
     keys = [cluster.new_account("100000.00")[1] for _ in range(args.accounts)]
     idle = uvloop.run(idle_latency(ports, keys, args.idle_tasks))
     rate, loaded = uvloop.run(throughput(ports, keys, args.clients, args.seconds))
-    line = report(label, idle, rate, loaded, args.clients)
+    line = report(label, idle, rate, loaded, args.clients, ceiling)
     print(line, flush=True)
     return line
 
@@ -112,10 +164,14 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=8, help="client accounts the load is spread over")
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     args = parser.parse_args()
-    lines = ["| set-up | idle p50 | idle p99 | loaded throughput | loaded p50 | loaded p99 |",
-             "|---|---|---|---|---|---|"]
-    print("\n".join(lines), flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="cracker-e2e-"))
+    ceiling = measure_ceiling(workdir, args)
+    lines = [
+        "| set-up | idle p50 (x ceiling's loaded request p50; x its idle one) | idle p99 "
+        "| loaded throughput (x ceiling's requests/s) | loaded p50 | loaded p99 |",
+        "|---|---|---|---|---|---|",
+    ]
+    print("\n".join(lines), flush=True)
 
     if args.only in (None, "sqlite"):
         cluster = Cluster(f"sqlite:///{workdir / 'bench.db'}", workdir)
@@ -124,7 +180,7 @@ def main() -> int:
             port = free_port()
             cluster.start_api(port, in_process_workers=True)
             cluster.wait_healthy(port)
-            lines.append(run_setup("SQLite, 1 process", cluster, [port], args))
+            lines.append(run_setup("SQLite, 1 process", cluster, [port], args, ceiling))
         finally:
             cluster.stop()
 
@@ -135,7 +191,7 @@ def main() -> int:
             cluster.migrate()
             ports = cluster.start_scaled_out()
             time.sleep(1.5)  # the API processes see the workers at their next registry refresh
-            lines.append(run_setup("PostgreSQL, 2 API + 2 worker processes", cluster, ports, args))
+            lines.append(run_setup("PostgreSQL, 2 API + 2 worker processes", cluster, ports, args, ceiling))
         finally:
             cluster.stop()
             drop_database(name)

@@ -57,6 +57,16 @@ key=$("$cracker" accounts create --name smoke --balance 1.00 --json \
       | "$work/venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')
 "$work/venv/bin/python" "$repo/scripts/smoke_client.py" --url "http://127.0.0.1:$port" --key "$key" \
   || { tail -20 "$work/serve.log"; fail "the first tasks did not complete"; }
+# The dashboard's templates and the vendored Swagger UI are package data: the wheel must carry them.
+"$work/venv/bin/python" - "http://127.0.0.1:$port" <<'PY' || { tail -20 "$work/serve.log"; fail "the dashboard or /docs is missing its files"; }
+import sys, urllib.request
+base = sys.argv[1]
+for path, needle in (("/dashboard/login", b"API key"), ("/docs", b"swagger-ui-bundle.js"),
+                     ("/dashboard/static/swagger-ui/swagger-ui-bundle.js", b"SwaggerUIBundle"),
+                     ("/dashboard/static/dashboard.css", b"--accent")):
+    with urllib.request.urlopen(base + path, timeout=10) as response:
+        assert needle in response.read(), path
+PY
 
 echo "== 2. the SDK with httpx alone"
 "$PYTHON" -m venv "$work/sdk-venv"

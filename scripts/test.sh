@@ -8,6 +8,10 @@ bash scripts/bootstrap.sh dev,ocr-train
 if command -v npm >/dev/null 2>&1 && [ ! -d tests/unit/pow/node/node_modules ]; then
   (cd tests/unit/pow/node && npm ci --silent --no-audit --no-fund)
 fi
+# axe-core, the accessibility scan the dashboard's browser tests inject (skipped without npm).
+if command -v npm >/dev/null 2>&1 && [ ! -d tests/acceptance/dashboard_node/node_modules ]; then
+  (cd tests/acceptance/dashboard_node && npm ci --silent --no-audit --no-fund)
+fi
 echo "== ruff"; .venv/bin/ruff check src tests bench docs/research
 echo "== mypy (strict)"; .venv/bin/mypy src
 # Every import declared where it is used (pyproject [tool.deptry]); the second run treats the

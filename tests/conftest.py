@@ -20,6 +20,7 @@ import pytest
 from cracker.api.app import create_app
 from cracker.api.middleware import RequestContextMiddleware
 from cracker.config import Settings
+from cracker.domain.clock import Clock, now
 from cracker.domain.workers import WorkerKind
 from cracker.runtime import Runtime
 from tests.timing import within
@@ -58,8 +59,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # --- no silent skips in CI ---
 
-#: Skips that depend on the CPU, not on what the test setup installed: allowed in CI too.
-_HARDWARE_SKIPS = ("not available on this CPU",)
+#: The start of a skip reason for a check this machine cannot do whatever is installed (a
+#: container without the privilege to mount a filesystem, a filesystem without ``chattr +i``).
+NOT_POSSIBLE_HERE = "not possible on this machine"
+#: Skips that depend on the CPU or the machine, not on what the test setup installed: allowed in CI too.
+_HARDWARE_SKIPS = ("not available on this CPU", NOT_POSSIBLE_HERE)
 _skipped: list[str] = []
 
 
@@ -118,8 +122,8 @@ class Api:
 
 
 @asynccontextmanager
-async def running_api(settings: Settings) -> AsyncIterator[Api]:
-    app = create_app(settings)
+async def running_api(settings: Settings, clock: Clock = now) -> AsyncIterator[Api]:
+    app = create_app(settings, clock=clock)
     async with app.fastapi.router.lifespan_context(app.fastapi):
         runtime: Runtime = app.fastapi.state.runtime
         if not settings.in_process_workers:
@@ -196,14 +200,16 @@ def fresh_postgres_database() -> Iterator[str]:
 
 
 @asynccontextmanager
-async def app_on(backend: str, tmp: Path, **overrides: Any) -> AsyncIterator[Api]:
-    """The real app on a fresh database of ``backend`` (a file under ``tmp``, or PostgreSQL)."""
+async def app_on(backend: str, tmp: Path, clock: Clock = now, **overrides: Any) -> AsyncIterator[Api]:
+    """The real app on a fresh database of ``backend`` (a file under ``tmp``, or PostgreSQL);
+    ``clock``: what its services read the time from (``tests.clock.ManualClock`` for lease tests)."""
     if backend == "sqlite":
-        async with running_api(make_settings(tmp, **overrides)) as api:
+        async with running_api(make_settings(tmp, **overrides), clock) as api:
             yield api
         return
-    async with fresh_postgres_url() as url, running_api(make_settings(tmp, database_url=url, **overrides)) as api:
-        yield api
+    async with fresh_postgres_url() as url:
+        async with running_api(make_settings(tmp, database_url=url, **overrides), clock) as api:
+            yield api
 
 
 #: The app-level suite runs on both stores: the SQL production runs on PostgreSQL is not SQLite's.

@@ -10,10 +10,12 @@ import logging
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -25,7 +27,7 @@ from cracker.domain.clock import rfc3339
 from cracker.domain.errors import CrackerError
 from cracker.domain.money import MoneyError, format_usd, parse_usd
 from cracker.domain.workers import PoolGrant, allowed_pool_types
-from cracker.logredact import install_log_redaction
+from cracker.logs import configure_logging
 from cracker.service.accounts import AccountService, IssuedKey
 from cracker.service.offers import OfferService
 from cracker.service.pools import PoolPolicyService
@@ -48,6 +50,16 @@ app.command("solve", context_settings={"allow_extra_args": True, "ignore_unknown
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("cracker.worker")
+serve_log = logging.getLogger("cracker.serve")
+
+
+class LogFormatChoice(StrEnum):
+    """``--log-format`` (Settings.log_format is the same choice from the environment)."""
+
+    JSON = "json"
+    TEXT = "text"
+
+
 T = TypeVar("T")
 
 
@@ -130,8 +142,12 @@ def _print_key(issued: IssuedKey, as_json: bool, *, balance: int | None = None) 
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
-    access_log: Annotated[bool, typer.Option(help="Log every request")] = True,
+    log_level: Annotated[str, typer.Option(help="Log level: debug, info, warning, error")] = "info",
+    access_log: Annotated[bool, typer.Option(help="Log every request (one access line each)")] = True,
+    log_format: Annotated[
+        LogFormatChoice | None,
+        typer.Option(help="json (one object per line) or text; default: CRACKER_LOG_FORMAT, else json"),
+    ] = None,
     demo: Annotated[
         bool, typer.Option("--demo", help="Ensure a 'demo' account (10.00 USD when new) and print a fresh key")
     ] = False,
@@ -142,6 +158,10 @@ def serve(
     from cracker.api.app import create_app
 
     settings = Settings()
+    try:
+        configure_logging(log_format.value if log_format else settings.log_format, log_level)
+    except ValueError:
+        raise typer.BadParameter(f"unknown level {log_level!r}", param_hint="--log-level") from None
     listener = _listen(host, port)
     _migrate(settings.database_url)
     if demo:
@@ -151,10 +171,12 @@ def serve(
         console.print(
             f"try: curl -H 'x-solvium-auth: {issued.api_key}' http://{host}:{port}/v2/balance"
         )
-    console.print(f"Cracker on http://{host}:{port}  (database: {settings.database_url})")
+    serve_log.info("Cracker on http://%s:%d (database: %s)", host, port, settings.database_url)
+    # log_config=None: uvicorn's loggers keep the handler configure_logging gave the root (JSON
+    # lines); its access log is off, as the app writes its own (with request id, account, route).
     config = uvicorn.Config(
-        create_app(settings, run_migrations=False), host=host, port=port, log_level=log_level,
-        proxy_headers=False, server_header=False, access_log=access_log,
+        create_app(settings, run_migrations=False, access_log=access_log), host=host, port=port,
+        log_level=log_level, log_config=None, proxy_headers=False, server_header=False, access_log=False,
     )
     server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again under the
@@ -184,11 +206,16 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(help="Tasks solved at once (default: CRACKER_WORKER_CONCURRENCY)")]
     = None,
     name: Annotated[str, typer.Option(help="Name shown in the worker registry")] = "worker-process",
+    log_format: Annotated[
+        LogFormatChoice | None,
+        typer.Option(help="json (one object per line) or text; default: CRACKER_LOG_FORMAT, else json"),
+    ] = None,
 ) -> None:
     """Run the built-in solvers as a separate process against the shared database (run `migrate` first)."""
     from cracker.domain.task_types import resolve_type
 
     settings = Settings()
+    configure_logging(log_format.value if log_format else settings.log_format)
     wanted: set[str] = set()
     for item in types or ():
         for raw in item.split(","):
@@ -412,10 +439,11 @@ def _options(
 
 
 def main() -> None:
-    install_log_redaction()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Alembic's per-migration INFO lines are noise in a CLI.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        log_format = Settings().log_format
+    except ValidationError:
+        log_format = "json"  # the command that reads the settings reports what is wrong
+    configure_logging(log_format)
     app()
 
 

@@ -103,16 +103,22 @@ def _taken(name: str) -> bool:
 @ocr_models_app.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="The name tasks will send in \"model\" (a-z, 0-9, '.', '_', '-')")],
-    from_folder: Annotated[Path, typer.Option(
+    from_folder: Annotated[Path | None, typer.Option(
         "--from-folder", help="Labelled images: named 'label_xx.png', or listed in labels.tsv (file<TAB>label)",
-        exists=True, file_okay=False)],
+        exists=True, file_okay=False)] = None,
+    from_reports: Annotated[bool, typer.Option(
+        "--from-reports", help="The images clients reported on (POST /v2/tasks/{id}/report) for the --model "
+        "it starts from, with the text they show")] = False,
+    max_reports: Annotated[int, typer.Option(min=1, help="With --from-reports: the newest this many")] = 20_000,
     minutes: Annotated[float, typer.Option(min=0.05, help="Wall-clock budget of the training steps")] = 5.0,
     base: Annotated[str, typer.Option("--model", help="The model to start from")] = GENERAL_MODEL,
     threads: Annotated[int, typer.Option(
         min=1, help="Torch threads (more than one pays only on an otherwise idle machine)")] = 1,
 ) -> None:
     """Fine-tune a copy of a model on labelled images, score it on a held-out fifth, and register it."""
-    _, fail = _cli()
+    run, fail = _cli()
+    if (from_folder is None) == (not from_reports):
+        raise typer.BadParameter("give one of --from-folder DIR and --from-reports", param_hint="--from-folder")
     problem = name_problem(name)
     if problem is not None:
         raise typer.BadParameter(problem, param_hint="NAME")
@@ -123,7 +129,16 @@ def add(
     with _needs_training_extra():
         from cracker.ocr_training.finetune import images_from_folder
 
-        samples = images_from_folder(from_folder)
+        if from_folder is not None:
+            samples = images_from_folder(from_folder)
+        else:
+            async def reported(store: Store) -> list[tuple[bytes, str]]:
+                return await OcrModelService(store).reported_samples(base, max_reports)
+
+            found = run(reported)
+            assert isinstance(found, list)
+            samples = found
+            console.print(f"{len(samples)} labelled images from reports on {base!r}")
         add_from_samples(name, samples, base, minutes, threads)
 
 

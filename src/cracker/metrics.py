@@ -29,6 +29,10 @@ class Metrics:
             "cracker_tasks_rejected", "Tasks rejected, by task error code.", ["type", "code"],
             registry=self.registry,
         )
+        self.reports = Counter(
+            "cracker_task_reports", "Reports of answers by task type and outcome: correct, refunded, "
+            "share_exceeded, no_cost, or the refusal's error code.", ["type", "outcome"], registry=self.registry,
+        )
         self.solve_seconds = Histogram(
             "cracker_solve_seconds", "Time from creation to a terminal status.", ["type"],
             buckets=_LATENCY_BUCKETS, registry=self.registry,

@@ -93,25 +93,25 @@ class Cluster:
         data = json.loads(self.cli("accounts", "create", "--name", "bench", "--balance", balance, "--json"))
         return data["account_id"], data["api_key"]
 
-    def _log(self, name: str) -> object:
-        return (self.workdir / f"{name}.log").open("ab")
+    def _spawn(self, args: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+        # The child writes to its own copy of the log's descriptor; ours is closed at once.
+        with (self.workdir / f"{log_name}.log").open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "cracker", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def start_api(self, port: int, *, in_process_workers: bool = False) -> None:
         env = {**self.env, "CRACKER_IN_PROCESS_WORKERS": "true" if in_process_workers else "false"}
-        self.apis[port] = subprocess.Popen(
-            [sys.executable, "-m", "cracker", "serve", "--port", str(port), "--log-level", "warning",
-             "--no-access-log"],
-            env=env, stdout=self._log(f"api-{port}"), stderr=subprocess.STDOUT,  # type: ignore[arg-type]
-            start_new_session=True,
+        self.apis[port] = self._spawn(
+            ["serve", "--port", str(port), "--log-level", "warning", "--no-access-log"], env, f"api-{port}"
         )
 
     def start_worker(self, index: int) -> None:
         while len(self.workers) <= index:
             self.workers.append(None)
-        self.workers[index] = subprocess.Popen(
-            [sys.executable, "-m", "cracker", "worker", "--name", f"bench-{index}", *self.worker_args],
-            env=self.env, stdout=self._log(f"worker-{index}"), stderr=subprocess.STDOUT,  # type: ignore[arg-type]
-            start_new_session=True,
+        self.workers[index] = self._spawn(
+            ["worker", "--name", f"bench-{index}", *self.worker_args], self.env, f"worker-{index}"
         )
 
     @staticmethod

@@ -131,3 +131,46 @@ def test_add_without_the_training_extra_says_which_extra_to_install(tmp_path: Pa
     assert len(lines) == 1 and "ocr-train" in lines[0], added.stderr
     listed = cli(env, "ocr-models", "list")
     assert listed.returncode == 0 and "general" in listed.stdout, listed.stderr
+
+
+def test_add_from_reports_fine_tunes_on_the_images_clients_reported(tmp_path: Path) -> None:
+    """Protects: ``add --from-reports`` reads the labelled images that clients' reports kept for the
+    model (the wrong readings with the text they show), fine-tunes on them and registers the result;
+    with no reports it refuses with a clear line; one source of images is required."""
+    pytest.importorskip("torch", reason="the fine-tune needs the ocr-train extra")
+    import base64
+    from io import BytesIO
+
+    from cracker.ocr_training.generators import samples
+
+    with started_server(tmp_path) as server:
+        _, key = server.new_account()
+        empty = cli(server.env, "ocr-models", "add", "site-r", "--from-reports", "--minutes", "0.05")
+        assert empty.returncode == 1 and "5" in empty.stderr, empty.stdout + empty.stderr
+        neither = cli(server.env, "ocr-models", "add", "site-r")
+        assert neither.returncode != 0 and "--from-reports" in neither.stderr, neither.stderr
+
+        headers = {"x-solvium-auth": key}
+        reported = 0
+        for drawn in samples(["wheezy"], 24, seed=5):
+            png = BytesIO()
+            drawn.image.save(png, format="PNG")
+            body = {"image_b64": base64.b64encode(png.getvalue()).decode()}
+            task_id = httpx.post(f"{server.base_url}/v2/tasks/image-to-text", headers=headers, json=body,
+                                 timeout=10).json()["task_id"]
+            wait_until(lambda task_id=task_id: httpx.get(
+                f"{server.base_url}/v2/tasks/{task_id}", headers=headers, timeout=10).json()["status"] == "completed",
+                30)
+            report = httpx.post(f"{server.base_url}/v2/tasks/{task_id}/report", headers=headers,
+                                json={"correct": False, "expected": drawn.text}, timeout=10)
+            assert report.status_code == 200, report.text
+            reported += report.json()["labelled"]
+        assert reported == 24
+
+        added = cli(server.env, "ocr-models", "add", "site-r", "--from-reports", "--minutes", "0.1",
+                    timeout=ADD_TIMEOUT_S)
+        assert added.returncode == 0, added.stdout + added.stderr
+        assert "24 labelled images from reports on 'general'" in added.stdout, added.stdout
+        assert "registered site-r" in added.stdout, added.stdout
+        listed = cli(server.env, "ocr-models", "list")
+        assert "site-r" in listed.stdout, listed.stdout

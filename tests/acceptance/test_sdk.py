@@ -13,13 +13,17 @@ import httpx
 import pytest
 
 from cracker.domain.catalogue import API_CODES
+from cracker.domain.money import format_usd, parse_usd
 from cracker.domain.webhooks import sign
 from cracker.sdk import (
+    AlreadyReported,
     InvalidApiKey,
     NotFound,
+    Report,
     Solvium,
     SolviumError,
     Task,
+    TaskNotCompleted,
     TaskRejected,
     ValidationFailed,
     verify_webhook,
@@ -121,6 +125,35 @@ async def test_async_client_in_process(api: Api) -> None:
     assert done.status == "completed" and cancelled == done
 
 
+def test_batch_create_sync(live_client: Solvium) -> None:
+    """create_tasks_sync: per item its Task or its typed error, in order; the tasks are real."""
+    results = live_client.create_tasks_sync([
+        {"type": "turnstile", "url": "https://a.example", "site_key": TURNSTILE_PASS},
+        {"type": "turnstile", "site_key": TURNSTILE_PASS},
+    ])
+    assert isinstance(results[0], Task) and results[0].status in ("pending", "running", "completed")
+    assert isinstance(results[1], ValidationFailed) and results[1].status_code == 422
+    assert results[1].details[0]["field"] == "url"
+    assert live_client.get_task_sync(results[0].task_id, wait=10).token == "XXXX.DUMMY.TOKEN.XXXX"
+
+
+async def test_batch_create_async_is_retried_as_a_whole(api: Api) -> None:
+    """create_tasks with one Idempotency-Key twice: the same tasks, charged once."""
+    _, key = await api.account("1.00")
+    client = Solvium(api_key=key, base_url="http://testserver", async_transport=httpx.ASGITransport(app=api.app))
+    async with client:
+        tasks = [{"type": "pow-sha256", "data": f"batch-{i}", "difficulty": 2} for i in range(3)]
+        first = await client.create_tasks(tasks, idempotency_key="sdk-batch")
+        again = await client.create_tasks(tasks, idempotency_key="sdk-batch")
+        done = [await client.wait(t) for t in first if isinstance(t, Task)]
+        balance = await client.balance()
+    assert [t.task_id for t in first if isinstance(t, Task)] == [t.task_id for t in again if isinstance(t, Task)]
+    assert len(done) == 3 and all(t.status == "completed" for t in done)
+    price = await api.runtime.offers.price("pow-sha256")
+    assert price is not None
+    assert balance["balance"] == format_usd(parse_usd("1.00") - 3 * price)
+
+
 async def test_retries_honour_retry_after(api_factory) -> None:  # type: ignore[no-untyped-def]
     async with api_factory(rate_limit_per_s=2, rate_limit_burst=1) as api:
         _, key = await api.account()
@@ -194,3 +227,61 @@ def test_cracker_solve_command(live_server: LiveServer) -> None:
                          check=False)
     assert bad.returncode == 1
     assert "challenge_error" in bad.stderr and "/errors/challenge-error" in bad.stderr
+
+
+def test_reports_sync_against_the_live_server(live_server: LiveServer) -> None:
+    """Protects the SDK's report calls (sync): a wrong answer refunded and typed, a right one
+    recorded, a second report and another account's task raised as their typed errors."""
+    _, key = live_server.new_account("1.00")
+    _, other_key = live_server.new_account("1.00")
+    with Solvium(api_key=key, base_url=live_server.base_url) as client, \
+            Solvium(api_key=other_key, base_url=live_server.base_url) as other:
+        # Seven completed tasks: the default share (0.15) then allows one refund.
+        tasks = [client.turnstile_sync(site_key=TURNSTILE_PASS, url="https://a.example") for _ in range(7)]
+        with pytest.raises(NotFound):
+            other.report_incorrect_sync(tasks[0].task_id)
+        wrong = client.report_incorrect_sync(tasks[0].task_id)
+        right = client.report_correct_sync(tasks[1].task_id)
+        with pytest.raises(AlreadyReported) as again:
+            client.report_incorrect_sync(tasks[1].task_id)
+        balance = client.balance_sync()
+    assert isinstance(wrong, Report) and wrong.task_id == tasks[0].task_id
+    assert (wrong.correct, wrong.refunded, wrong.refund, wrong.refund_refused, wrong.balance) == (
+        False, True, "0.0009", None, "0.9946"
+    )
+    assert (right.correct, right.refunded, right.refund, right.labelled) == (True, False, "0.0000", False)
+    assert again.value.status_code == 409 and again.value.code == "already_reported"
+    assert balance["balance"] == "0.9946"
+
+
+async def test_reports_async_against_the_live_server(live_server: LiveServer) -> None:
+    """Protects the SDK's report calls (async): the same answers as the sync twins, and a report
+    of a task that is not completed raised as TaskNotCompleted."""
+    _, key = live_server.new_account("1.00")
+    async with Solvium(api_key=key, base_url=live_server.base_url) as client:
+        tasks = [await client.turnstile(site_key=TURNSTILE_PASS, url="https://a.example") for _ in range(7)]
+        wrong, right = await asyncio.gather(
+            client.report_incorrect(tasks[0].task_id), client.report_correct(tasks[1].task_id)
+        )
+        rejected = await client.create_task("turnstile", site_key=TURNSTILE_FAIL, url="https://a.example")
+        with pytest.raises(TaskRejected):
+            await client.wait(rejected)
+        with pytest.raises(TaskNotCompleted):
+            await client.report_incorrect(rejected.task_id)
+    assert (wrong.refunded, wrong.refund, right.correct, right.refunded) == (True, "0.0009", True, False)
+
+
+def test_a_report_is_sent_once_not_retried() -> None:
+    """Protects against a retried report: its first try may have been recorded, and a second
+    report is refused, so the SDK sends it once and raises what came back."""
+    calls: list[bytes] = []
+
+    def busy(request: httpx.Request) -> httpx.Response:
+        calls.append(request.content)
+        return httpx.Response(503, json={"error": {"code": "service_unavailable", "message": "busy",
+                                                    "retryable": True, "doc_url": "", "request_id": "r"}},
+                              headers={"Retry-After": "0"})
+
+    with Solvium(api_key="k", transport=httpx.MockTransport(busy)) as client, pytest.raises(SolviumError) as err:
+        client.report_incorrect_sync("t", expected="AB12")
+    assert err.value.code == "service_unavailable" and calls == [b'{"correct":false,"expected":"AB12"}']

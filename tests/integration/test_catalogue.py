@@ -28,6 +28,9 @@ ADDED_API_ERRORS = {
     "no_solver_available": (422, False),
     "lease_lost": (409, False),
     "pool_type_not_allowed": (403, False),
+    "task_not_completed": (409, False),
+    "already_reported": (409, False),
+    "report_window_closed": (409, False),
 }
 PUBLISHED_TASK_ERRORS = {
     "invalid_params", "missing_param", "invalid_base64", "no_proxy", "error_render", "challenge_error",

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.clock import ManualClock
 from tests.conftest import HCAPTCHA_KEY, RECAPTCHA_V2_KEY, TURNSTILE_FAIL, TURNSTILE_PASS, Api, wait_terminal
 
 ENVELOPE_FIELDS = {"task_id", "type", "status", "solution", "error", "cost", "created_at", "started_at",
@@ -121,16 +122,27 @@ async def test_task_past_its_deadline_is_rejected_solve_timeout(api_factory) -> 
 
 
 async def test_pending_task_without_workers_times_out(api_factory) -> None:  # type: ignore[no-untyped-def]
-    async with api_factory(task_timeout_s=0.3, reaper_interval_s=0.05, in_process_workers=False) as api:
-        async with await api.client_for() as client:
+    """A task nobody takes is still answered at its deadline: the reaper's pass rejects it
+    solve_timeout, uncharged, and not before. On the test's clock (the periodic reaper parked), so
+    a busy machine cannot age the task past its deadline before the test looks at it."""
+    clock = ManualClock()
+    async with api_factory(task_timeout_s=0.3, reaper_interval_s=3600.0, in_process_workers=False, clock=clock) as api:
+        async with await api.client_for("1.00") as client:
             created = (await client.post(
                 "/v2/tasks/turnstile", json={"url": "https://a.example", "site_key": TURNSTILE_PASS}
             )).json()
+            clock.advance(0.29)
+            early = await api.runtime.tasks.reject_overdue()
             pending = (await client.get(f"/v2/tasks/{created['task_id']}")).json()
-            done = await wait_terminal(client, created["task_id"], timeout=5)
+            clock.advance(0.02)
+            late = await api.runtime.tasks.reject_overdue()
+            done = (await client.get(f"/v2/tasks/{created['task_id']}")).json()
+            balance = (await client.get("/v2/balance")).json()
+    assert (early, late) == (0, 1)
     assert pending["status"] == "pending"
     assert done["status"] == "rejected" and done["error"]["code"] == "solve_timeout"
     assert done["started_at"] is None and done["completed_at"] is not None
+    assert (done["cost"], balance["balance"], balance["held"]) == ("0.0000", "1.0000", "0.0000")
 
 
 async def test_task_id_in_any_uuid_spelling(api: Api) -> None:

@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
 from cracker.domain.accounts import Scope
+from cracker.domain.clock import rfc3339
 from cracker.domain.workers import WorkerKind
+from cracker.service.workers import ReapReport
 from cracker.store import leases
+from tests.clock import ManualClock
 from tests.conftest import TURNSTILE_PASS, Api, wait_terminal
 
 REAL_TURNSTILE = {"url": "https://shop.example", "site_key": "0x4AAAAAAAreal"}
 TEST_TURNSTILE = {"url": "https://shop.example", "site_key": TURNSTILE_PASS}
+#: A reaper interval no test reaches: the lease tests run each reaper pass themselves, on their clock.
+_PARKED_S = 3600.0
 
 
 @contextlib.asynccontextmanager
@@ -30,7 +34,8 @@ async def worker_client(api: Api) -> AsyncIterator[httpx.AsyncClient]:
         try:
             yield client
         finally:
-            registered = await api.runtime.store.read(lambda r: leases.live_workers(r, time.time()))
+            at = api.runtime.worker_service.clock()  # the app's clock: a test may have moved it
+            registered = await api.runtime.store.read(lambda r: leases.live_workers(r, at))
             for worker in registered:
                 if worker.account_id == account_id:
                     await api.runtime.worker_service.deregister(worker.id)
@@ -122,14 +127,22 @@ async def test_lease_long_polls_until_a_task_arrives(api_factory) -> None:  # ty
 
 
 async def test_a_lost_lease_is_refused_with_409_and_the_task_goes_to_the_next_worker(api_factory) -> None:  # type: ignore[no-untyped-def]
-    async with api_factory(lease_s=1, reaper_interval_s=0.05) as api:
+    """A lease that ran out (no heartbeat) goes back to the queue at the reaper's next pass, and the
+    worker that lost it gets 409 lease_lost for its late answer: the lease expiry and the fence.
+    On the test's clock: the lease runs out when the test moves the clock past it, not after a
+    sleep that a busy machine can stretch; the periodic reaper is parked, the test runs the pass."""
+    clock = ManualClock()
+    async with api_factory(lease_s=1, reaper_interval_s=_PARKED_S, clock=clock) as api:
         async with await api.client_for("1.00") as client, worker_client(api) as pool:
             slow = await register(pool, ["vercel"])
             fast = await register(pool, ["vercel"])
             task_id = (await client.post("/v2/tasks/vercel", json={"challenge_token": "abc"})).json()["task_id"]
             (first,) = await lease(pool, slow["worker_id"])
-            await asyncio.sleep(1.4)  # no heartbeat: the lease expires and the reaper requeues it
-            (second,) = await lease(pool, fast["worker_id"], wait=2)
+            clock.advance(0.9)  # still inside the lease: nothing to reap
+            before_expiry = await api.runtime.worker_service.reap()
+            clock.advance(0.2)  # no heartbeat: the lease ran out 0.1 s ago
+            after_expiry = await api.runtime.worker_service.reap()
+            (second,) = await lease(pool, fast["worker_id"])
             late = await pool.post(
                 f"/v2/workers/{slow['worker_id']}/tasks/{task_id}/complete",
                 json={"attempt": first["attempt"], "solution": {"token": "late"}},
@@ -139,6 +152,7 @@ async def test_a_lost_lease_is_refused_with_409_and_the_task_goes_to_the_next_wo
                 json={"attempt": second["attempt"], "solution": {"token": "fresh"}},
             )
             task = await wait_terminal(client, task_id)
+    assert (before_expiry, after_expiry) == (ReapReport(requeued=0, rejected=0), ReapReport(requeued=1, rejected=0))
     assert (first["attempt"], second["attempt"]) == (1, 2)
     assert late.status_code == 409
     assert late.json()["error"]["code"] == "lease_lost"
@@ -147,15 +161,22 @@ async def test_a_lost_lease_is_refused_with_409_and_the_task_goes_to_the_next_wo
 
 
 async def test_heartbeats_keep_a_long_solve_alive(api_factory) -> None:  # type: ignore[no-untyped-def]
-    async with api_factory(lease_s=1, reaper_interval_s=0.05) as api:
+    """Each heartbeat moves the worker's leases to one lease from now, so a solve longer than a
+    lease is never reaped while its worker beats: 3.6 s of work on the test's clock, three
+    leases' worth, with a reaper pass after every beat."""
+    clock = ManualClock()
+    async with api_factory(lease_s=1, reaper_interval_s=_PARKED_S, clock=clock) as api:
         async with await api.client_for() as client, worker_client(api) as pool:
             worker = await register(pool, ["vercel"])
             task_id = (await client.post("/v2/tasks/vercel", json={"challenge_token": "abc"})).json()["task_id"]
             (leased,) = await lease(pool, worker["worker_id"])
-            for _ in range(6):  # 1.8 s of work, well past one lease
-                await asyncio.sleep(0.3)
+            for _ in range(6):
+                clock.advance(0.6)
                 beat = (await pool.post(f"/v2/workers/{worker['worker_id']}/heartbeat")).json()
-                assert [held["task_id"] for held in beat["leases"]] == [task_id]
+                assert beat["leases"] == [
+                    {"task_id": task_id, "attempt": 1, "lease_expires_at": rfc3339(clock() + 1)}
+                ]
+                assert await api.runtime.worker_service.reap() == ReapReport(requeued=0, rejected=0)
             done = await pool.post(
                 f"/v2/workers/{worker['worker_id']}/tasks/{task_id}/complete",
                 json={"attempt": leased["attempt"], "solution": {"token": "t"}},
@@ -164,16 +185,25 @@ async def test_heartbeats_keep_a_long_solve_alive(api_factory) -> None:  # type:
 
 
 async def test_a_task_whose_workers_keep_dying_is_rejected_worker_lost(api_factory) -> None:  # type: ignore[no-untyped-def]
-    async with api_factory(lease_s=1, reaper_interval_s=0.05, max_attempts=2) as api:
+    """A task whose lease runs out on its last attempt is rejected worker_lost (retryable) and its
+    hold released to the cent; on an earlier attempt it is requeued. On the test's clock."""
+    clock = ManualClock()
+    async with api_factory(lease_s=1, reaper_interval_s=_PARKED_S, max_attempts=2, clock=clock) as api:
         async with await api.client_for("1.00") as client, worker_client(api) as pool:
             worker = await register(pool, ["vercel"])
             task_id = (await client.post("/v2/tasks/vercel", json={"challenge_token": "abc"})).json()["task_id"]
             assert len(await lease(pool, worker["worker_id"])) == 1
-            await asyncio.sleep(1.3)
-            assert len(await lease(pool, worker["worker_id"], wait=2)) == 1
+            held = (await client.get("/v2/balance")).json()
+            clock.advance(1.1)
+            first_expiry = await api.runtime.worker_service.reap()
+            assert len(await lease(pool, worker["worker_id"])) == 1
             # The pool stops heartbeating (it died): the second and last lease runs out.
-            task = await wait_terminal(client, task_id, timeout=5)
+            clock.advance(1.1)
+            last_expiry = await api.runtime.worker_service.reap()
+            task = (await client.get(f"/v2/tasks/{task_id}")).json()
             balance = (await client.get("/v2/balance")).json()
+    assert held == {"balance": "0.9991", "held": "0.0009", "currency": "USD"}
+    assert (first_expiry, last_expiry) == (ReapReport(requeued=1, rejected=0), ReapReport(requeued=0, rejected=1))
     assert task["status"] == "rejected"
     assert task["error"]["code"] == "worker_lost"
     assert task["error"]["retryable"] is True

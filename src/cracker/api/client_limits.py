@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cracker.api.envelope import error_response
 from cracker.api.ratelimit import RateLimiter
 from cracker.domain.errors import RateLimitExceeded
+from cracker.logs import bind_account
 
 #: Flags in the request's state: a token was taken for this request / its key was valid.
 CHARGED = "address_charged"
@@ -88,27 +89,43 @@ class AddressGate:
     with a key that is not known valid is refused up front when the address has no token left,
     and pays after unless the key proved valid (a public route never checks a key, so a made-up
     key must not buy free requests). ``authenticate`` does the same for the routes served before
-    this layer."""
+    this layer.
 
-    def __init__(self, app: ASGIApp, limiter: AddressLimiter) -> None:
+    A key known valid whose account has no token left is refused here too, before the body is
+    read and the route's dependencies solved: an account flooding at many times its limit costs
+    the server a header scan and a cache look-up per refusal (``authenticate`` takes the token of
+    the requests let through)."""
+
+    def __init__(self, app: ASGIApp, limiter: AddressLimiter, account_limiter: RateLimiter) -> None:
         self.app = app
         self.limiter = limiter
+        self.account_limiter = account_limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.limiter.enabled:
+        if scope["type"] != "http" or not (self.limiter.enabled or self.account_limiter.enabled):
             await self.app(scope, receive, send)
             return
         state: dict[str, Any] = scope.setdefault("state", {})
         key = api_key_in(scope)
         try:
-            if key is None:
+            account_id = scope["app"].state.runtime.accounts.trusted_account(key) if key else None
+            if account_id is not None:
+                bind_account(account_id)  # its access line names the account, refused or not
+                wait_s = self.account_limiter.peek(account_id)
+                if wait_s is not None:
+                    raise RateLimitExceeded(wait_s)
+            elif key is None and self.limiter.enabled:
                 self.limiter.charge(scope)
-            elif not scope["app"].state.runtime.accounts.is_trusted(key):
+            elif self.limiter.enabled:
                 self.limiter.check(scope)
         except RateLimitExceeded as exc:
             await error_response(
                 HTTPConnection(scope), exc.code, exc.message, headers=exc.headers
             )(scope, receive, send)
+            return
+
+        if not self.limiter.enabled:
+            await self.app(scope, receive, send)
             return
 
         async def charging_send(message: Message) -> None:

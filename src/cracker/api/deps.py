@@ -12,6 +12,7 @@ from cracker.api.client_limits import AUTHENTICATED, AddressLimiter, api_key_in
 from cracker.api.ratelimit import RateLimiter
 from cracker.domain.accounts import ApiKeyRecord, Scope
 from cracker.domain.errors import InsufficientScope, InvalidApiKey, MissingApiKey, RateLimitExceeded
+from cracker.logs import bind_account
 from cracker.runtime import Runtime
 
 # auto_error=False: a missing key is our own missing_api_key envelope, not FastAPI's 403.
@@ -37,6 +38,11 @@ async def authenticate(request: Request, scope: Scope) -> ApiKeyRecord:
     ``cracker.api.client_limits``); an address that has none left is refused before the key is
     looked up, unless the key was found valid moments ago.
     """
+    state = request.scope.setdefault("state", {})
+    done: tuple[ApiKeyRecord, Scope] | None = state.get(_AUTHENTICATED_AS)
+    if done is not None and done[1] is scope:
+        # The create fast path authenticated this request (and took its token), then handed it on.
+        return done[0]
     runtime: Runtime = request.app.state.runtime
     addresses: AddressLimiter = request.app.state.address_limiter
     key = api_key_of(request)
@@ -51,11 +57,18 @@ async def authenticate(request: Request, scope: Scope) -> ApiKeyRecord:
         addresses.charge(request.scope)
         raise
     request.scope.setdefault("state", {})[AUTHENTICATED] = True
+    bind_account(record.account_id)
     limiter: RateLimiter = request.app.state.rate_limiter
-    wait_s = limiter.acquire(record.id)
+    # Per account, not per key: more keys must not buy a higher rate.
+    wait_s = limiter.acquire(record.account_id)
     if wait_s is not None:
         raise RateLimitExceeded(wait_s)
+    state[_AUTHENTICATED_AS] = (record, scope)
     return record
+
+
+#: Where a request's authentication is kept: a request authenticates (and pays its token) once.
+_AUTHENTICATED_AS = "cracker.authenticated_as"
 
 
 def _require(scope: Scope) -> Callable[..., Awaitable[ApiKeyRecord]]:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cracker.api.envelope import cracker_error_response, error_response, request_id
-from cracker.domain.errors import CrackerError, FieldError
+from cracker.domain.errors import CrackerError, FieldError, InvalidRequest, OfferNotFound, ValidationFailed
 from cracker.domain.task_types import ALIASES, TASK_TYPES
 
 log = logging.getLogger("cracker.api")
@@ -44,23 +44,24 @@ def field_errors(errors: Sequence[Any]) -> list[FieldError]:
     ]
 
 
-def _on_validation_error(request: Request, exc: RequestValidationError) -> Response:
-    errors = list(exc.errors())
+def validation_error(errors: Sequence[Any]) -> CrackerError:
+    """The domain error a body's validation errors (pydantic's) amount to."""
     kinds = {e.get("type") for e in errors}
     if "json_invalid" in kinds:
-        return error_response(request, "invalid_request", "The request body is not valid JSON")
-    if any(e.get("type") == "model_attributes_type" and tuple(e.get("loc", ())) == ("body",) for e in errors):
-        return error_response(
-            request, "invalid_request", "The request body must be a JSON object (Content-Type: application/json)"
-        )
+        return InvalidRequest("The request body is not valid JSON")
+    if any(e.get("type") in ("model_attributes_type", "model_type") and len(tuple(e.get("loc", ()))) <= 1
+           for e in errors):
+        return InvalidRequest("The request body must be a JSON object (Content-Type: application/json)")
     for e in errors:
         if e.get("type") == "union_tag_invalid":
             tag = (e.get("ctx") or {}).get("tag", "")
-            return error_response(
-                request, "offer_not_found", f"No offer for task type {tag!r}; GET /v2/offers lists what is sold"
-            )
+            return OfferNotFound(f"No offer for task type {tag!r}; GET /v2/offers lists what is sold")
     details = field_errors(errors)
-    return error_response(request, "validation_failed", f"{len(details)} field(s) failed validation", details)
+    return ValidationFailed(details, f"{len(details)} field(s) failed validation")
+
+
+def _on_validation_error(request: Request, exc: RequestValidationError) -> Response:
+    return cracker_error_response(request, validation_error(list(exc.errors())))
 
 
 def _on_http_error(request: Request, exc: StarletteHTTPException) -> Response:

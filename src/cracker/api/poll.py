@@ -2,7 +2,7 @@
 
 Clients poll this route far more often than they call any other, and FastAPI's per-request
 dependency solving and validation cost more than the whole read (measured in
-``bench/task_read_bench.py``). So ``RequestContextMiddleware`` offers every request to
+``bench/api_bench.py``). So ``RequestContextMiddleware`` offers every request to
 ``serve_poll`` first: a poll is answered here by a bare Starlette endpoint, after the same
 authentication and rate limit as every route, and with the same error mapping
 (``errors.error_response_for``); anything else goes on to FastAPI. The FastAPI route of the same
@@ -52,6 +52,7 @@ async def serve_poll(scope: Scope, receive: Receive, send: Send) -> bool:
     if match is not Match.FULL:
         return False
     scope.update(child_scope)
+    scope["route"] = _POLL  # its template names the access line's route, as FastAPI's router does
     request = Request(scope, receive)
     try:
         response = await read_task(request)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from cracker.domain.reports import MAX_EXPECTED_CHARS
 
 
 class FieldErrorModel(BaseModel):
@@ -179,3 +181,47 @@ class IssuedKeyModel(BaseModel):
     account_id: str
     scope: Literal["client", "worker", "admin"]
     api_key: str = Field(description="Shown once: Cracker stores only its hash")
+
+
+class BatchItemResult(BaseModel):
+    status: int = Field(description="The status a single create of this item would have answered: 201 when "
+                        "created, else the error's", examples=[201])
+    task: TaskEnvelope | None = Field(description="The created task; null when the item got an error")
+    error: ErrorBody | None = Field(description="Why the item was not created; null when it was")
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchItemResult] = Field(description="One per item, in the order sent")
+
+
+class ReportRequest(BaseModel):
+    """A report of a completed task's answer."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    correct: bool = Field(description="true: the answer was accepted; false: it was wrong (refunded within "
+                          "the operator's share)")
+    expected: str | None = Field(
+        default=None, min_length=1, max_length=MAX_EXPECTED_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="image-to-text only, with correct=false: the text the image shows. The image is then kept, "
+        "with this text, to fine-tune the model that read it",
+        examples=["W7KQ"],
+    )
+
+
+class ReportModel(BaseModel):
+    """What a report did."""
+
+    task_id: str
+    correct: bool
+    refunded: bool = Field(description="The task's cost was given back (a refund row in the ledger)")
+    refund: str = Field(description="USD refunded, 4 decimals; \"0.0000\" when not refunded", examples=["0.0009"])
+    refund_refused: Literal["share_exceeded", "no_cost"] | None = Field(
+        description="Why an incorrect report was not refunded: share_exceeded (this account's refunds of the "
+        "task type reached the operator's share of its recent tasks) or no_cost (the task cost nothing); "
+        "null when refunded or reported correct",
+    )
+    labelled: bool = Field(description="The task's image is kept with its right text for fine-tuning")
+    balance: str = Field(description="The account's balance after the report, USD", examples=["9.9991"])
+    currency: Literal["USD"] = "USD"
+    reported_at: str

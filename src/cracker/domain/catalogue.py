@@ -81,6 +81,14 @@ _SPECS: tuple[ErrorSpec, ...] = (
     _api("lease_lost", 409, False, "This worker no longer holds the task's lease; the result was dropped.",
          "The lease expired (no heartbeat in time) and the task went back to the queue, or it ended "
          "otherwise. Heartbeat more often than heartbeat_interval_s and drop the task."),
+    _api("task_not_completed", 409, False, "Only a completed task can be reported.",
+         "Report a task once it is completed: a pending or running task has no answer yet, and a "
+         "rejected one was not charged (or was charged for the caller's own input)."),
+    _api("already_reported", 409, False, "This task was reported already.",
+         "A task is reported once, right or wrong; the first report stands (its refund included)."),
+    _api("report_window_closed", 409, False, "The time to report this task has passed.",
+         "Report a wrong answer within the operator's window after the task completed "
+         "(CRACKER_REPORT_WINDOW_S, 10 minutes unless the operator changed it)."),
     # --- Task-rejection errors of the published list ---
     _task("Input", "invalid_params", "Invalid task parameters.", "Re-check required fields."),
     _task("Input", "missing_param", "A required parameter is missing.",

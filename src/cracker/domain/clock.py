@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 
 import uuid_utils
+
+#: What a service reads the time from: ``now`` in production; tests hand the composition root a
+#: clock they move themselves (lease expiry without waiting on the wall clock).
+Clock = Callable[[], float]
 
 
 def now() -> float:

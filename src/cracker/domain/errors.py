@@ -113,6 +113,18 @@ class LeaseLost(CrackerError):
     code = "lease_lost"
 
 
+class TaskNotCompleted(CrackerError):
+    code = "task_not_completed"
+
+
+class AlreadyReported(CrackerError):
+    code = "already_reported"
+
+
+class ReportWindowClosed(CrackerError):
+    code = "report_window_closed"
+
+
 class TaskRejected(Exception):
     """Raised by a solver (or the lifecycle) to end a task ``rejected`` with a task error code."""
 

@@ -6,6 +6,8 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 
+from cracker.domain.errors import ServiceUnavailable
+
 log = logging.getLogger("cracker.jobs")
 
 
@@ -40,6 +42,9 @@ class PeriodicJob(ABC):
         while True:
             try:
                 await self.run_once()
+            except ServiceUnavailable as exc:
+                # The database is gone for now (a restart, a refusal): one line, no stack.
+                log.warning("%s: %s", self.name, exc.message)
             except Exception:
                 log.exception("%s failed; retrying", self.name)
             await asyncio.sleep(self.interval_s)

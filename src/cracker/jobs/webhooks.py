@@ -16,6 +16,7 @@ import orjson
 from cracker import __version__
 from cracker.domain.callbacks import CallbackPolicy
 from cracker.domain.envelope import task_envelope
+from cracker.domain.errors import ServiceUnavailable
 from cracker.domain.webhooks import SIGNATURE_HEADER, DeliveryAttempt, DueDelivery, sign
 from cracker.jobs.delivery_pool import OwnerPool
 from cracker.jobs.webhook_attempt import post_once
@@ -115,6 +116,8 @@ class WebhookDispatcher:
                         self._pool.free, lease_s=self._timeout_s + LEASE_MARGIN_S,
                         per_account=self._pool.per_owner, in_flight=self._pool.in_flight,
                     )
+                except ServiceUnavailable as exc:
+                    log.warning("webhook dispatch: %s", exc.message)
                 except Exception:
                     log.exception("webhook dispatch failed; retrying")
                 for delivery in due:

@@ -7,6 +7,7 @@
 
 from cracker.sdk._client import DEFAULT_BASE_URL, Solvium
 from cracker.sdk._errors import (
+    AlreadyReported,
     InsufficientBalance,
     InsufficientScope,
     InternalError,
@@ -21,18 +22,22 @@ from cracker.sdk._errors import (
     PayloadTooLarge,
     PoolTypeNotAllowed,
     RateLimitExceeded,
+    ReportWindowClosed,
     ServiceUnavailable,
     SolveTimeout,
     SolviumError,
+    TaskNotCompleted,
     TaskRejected,
     ValidationFailed,
 )
+from cracker.sdk._report import Report
 from cracker.sdk._task import Task
 from cracker.sdk._webhooks import SIGNATURE_HEADER, verify_webhook
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "SIGNATURE_HEADER",
+    "AlreadyReported",
     "InsufficientBalance",
     "InsufficientScope",
     "InternalError",
@@ -47,11 +52,14 @@ __all__ = [
     "PayloadTooLarge",
     "PoolTypeNotAllowed",
     "RateLimitExceeded",
+    "Report",
+    "ReportWindowClosed",
     "ServiceUnavailable",
     "SolveTimeout",
     "Solvium",
     "SolviumError",
     "Task",
+    "TaskNotCompleted",
     "TaskRejected",
     "ValidationFailed",
     "verify_webhook",

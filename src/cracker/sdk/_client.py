@@ -11,6 +11,8 @@ import httpx
 
 from cracker.sdk import _flows as flows
 from cracker.sdk._core import Call, Flow, RetryPolicy, Sleep
+from cracker.sdk._errors import SolviumError
+from cracker.sdk._report import Report
 from cracker.sdk._task import Task
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -163,6 +165,23 @@ class Solvium:
         result: Task = self._run_sync(flows.create_task(type, fields, idempotency_key, self._policy))
         return result
 
+    async def create_tasks(
+        self, tasks: list[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[Task | SolviumError]:
+        """Create up to 100 tasks in one request (each a dict with its ``type``). Per item, in order:
+        its pending Task, or the typed error it got (returned, not raised: the others were created).
+        Retried safely as a whole with one Idempotency-Key."""
+        result: list[Task | SolviumError] = await self._run_async(
+            flows.create_tasks(tasks, idempotency_key, self._policy)
+        )
+        return result
+
+    def create_tasks_sync(
+        self, tasks: list[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[Task | SolviumError]:
+        result: list[Task | SolviumError] = self._run_sync(flows.create_tasks(tasks, idempotency_key, self._policy))
+        return result
+
     async def solve(
         self, type: str, *, timeout: float = DEFAULT_SOLVE_TIMEOUT_S,
         idempotency_key: str | None = None, **fields: Any,
@@ -195,6 +214,28 @@ class Solvium:
 
     def cancel_sync(self, task_id: str) -> Task:
         result: Task = self._run_sync(flows.cancel(task_id, self._policy))
+        return result
+
+    # --- reports of answers ---
+
+    async def report_incorrect(self, task_id: str, expected: str | None = None) -> Report:
+        """Say a completed task's answer was wrong: refunded within the operator's share (see
+        ``Report.refunded`` / ``refund_refused``). ``expected``: an image's right text, kept to
+        fine-tune the model. Once per task; not retried (a second report is ``AlreadyReported``)."""
+        result: Report = await self._run_async(flows.report(task_id, False, expected, self._policy))
+        return result
+
+    def report_incorrect_sync(self, task_id: str, expected: str | None = None) -> Report:
+        result: Report = self._run_sync(flows.report(task_id, False, expected, self._policy))
+        return result
+
+    async def report_correct(self, task_id: str) -> Report:
+        """Say a completed task's answer was accepted (an image's answer becomes a labelled sample)."""
+        result: Report = await self._run_async(flows.report(task_id, True, None, self._policy))
+        return result
+
+    def report_correct_sync(self, task_id: str) -> Report:
+        result: Report = self._run_sync(flows.report(task_id, True, None, self._policy))
         return result
 
     # --- one method per task type (each solves and returns the completed envelope) ---

@@ -51,6 +51,17 @@ class RetryPolicy:
         return max(backoff, retry_after or 0.0)
 
 
+def error_of(error: dict[str, Any], status_code: int | None, request_id: str | None = None) -> SolviumError:
+    """The typed exception of an error body (``{"code", "message", ...}``)."""
+    code = str(error["code"])
+    cls = ERROR_CLASSES.get(code, SolviumError)
+    return cls(
+        str(error.get("message", "")), code=code, retryable=bool(error.get("retryable", False)),
+        request_id=error.get("request_id") or request_id, doc_url=error.get("doc_url"),
+        status_code=status_code, details=error.get("details") or [],
+    )
+
+
 def error_from(response: httpx.Response) -> SolviumError:
     try:
         body = response.json()
@@ -61,12 +72,8 @@ def error_from(response: httpx.Response) -> SolviumError:
             f"HTTP {response.status_code}: {response.text[:200]}", status_code=response.status_code,
             retryable=response.status_code in _RETRY_STATUSES,
         )
-    cls = ERROR_CLASSES.get(code, SolviumError)
-    return cls(
-        str(error.get("message", "")), code=code, retryable=bool(error.get("retryable", False)),
-        request_id=error.get("request_id") or response.headers.get("x-request-id"), doc_url=error.get("doc_url"),
-        status_code=response.status_code, details=error.get("details") or [],
-    )
+    del code
+    return error_of(error, response.status_code, response.headers.get("x-request-id"))
 
 
 def with_retries(call: Call, policy: RetryPolicy) -> Generator[Call | Sleep, httpx.Response | None, httpx.Response]:

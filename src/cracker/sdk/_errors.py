@@ -104,6 +104,24 @@ class PoolTypeNotAllowed(SolviumError):
     code = "pool_type_not_allowed"
 
 
+class TaskNotCompleted(SolviumError):
+    """A report of a task that is not completed (pending, running or rejected)."""
+
+    code = "task_not_completed"
+
+
+class AlreadyReported(SolviumError):
+    """A second report of a task: the first one stands."""
+
+    code = "already_reported"
+
+
+class ReportWindowClosed(SolviumError):
+    """A report after the operator's window (after the task completed) has passed."""
+
+    code = "report_window_closed"
+
+
 class TaskRejected(SolviumError):
     """The task ended ``rejected``; ``code`` is its task error code (``solve_timeout``, ...)."""
 
@@ -130,6 +148,7 @@ ERROR_CLASSES: dict[str, type[SolviumError]] = {
     for cls in (
         MissingApiKey, InvalidApiKey, InsufficientScope, ValidationFailed, InvalidRequest, NotFound,
         OfferNotFound, InsufficientBalance, RateLimitExceeded, InternalError, ServiceUnavailable,
-        MethodNotAllowed, PayloadTooLarge, NoSolverAvailable, LeaseLost, PoolTypeNotAllowed,
+        MethodNotAllowed, PayloadTooLarge, NoSolverAvailable, LeaseLost, PoolTypeNotAllowed, TaskNotCompleted,
+        AlreadyReported, ReportWindowClosed,
     )
 }

@@ -6,8 +6,9 @@ import time
 import uuid
 from typing import Any
 
-from cracker.sdk._core import Call, Flow, RetryPolicy, with_retries
-from cracker.sdk._errors import SolveTimeout, TaskRejected
+from cracker.sdk._core import Call, Flow, RetryPolicy, error_of, with_retries
+from cracker.sdk._errors import SolveTimeout, SolviumError, TaskRejected
+from cracker.sdk._report import Report
 from cracker.sdk._task import Task
 
 #: The longest one long-poll request holds (the server allows 60 s; shorter survives proxies).
@@ -33,6 +34,19 @@ def create_task(task_type: str, fields: dict[str, Any], idempotency_key: str | N
     call = Call("POST", f"/v2/tasks/{task_type}", json=body, headers={"Idempotency-Key": key})
     response = yield from with_retries(call, policy)
     return Task(response.json())
+
+
+def create_tasks(tasks: list[dict[str, Any]], idempotency_key: str | None, policy: RetryPolicy) -> Flow:
+    """POST /v2/tasks/batch: per item, in order, its Task or the error it got (not raised)."""
+    key = idempotency_key or str(uuid.uuid4())  # as create_task: safe to retry as a whole
+    body = {"tasks": [{name: value for name, value in t.items() if value is not None} for t in tasks]}
+    response = yield from with_retries(Call("POST", "/v2/tasks/batch", json=body, headers={"Idempotency-Key": key}),
+                                       policy)
+    results: list[Task | SolviumError] = [
+        Task(item["task"]) if item.get("task") is not None else error_of(item["error"], item.get("status"))
+        for item in response.json()["results"]
+    ]
+    return results
 
 
 def cancel(task_id: str, policy: RetryPolicy) -> Flow:
@@ -63,3 +77,14 @@ def solve_token(task_type: str, fields: dict[str, Any], timeout: float, policy: 
     """The 1.x SDK's contract: the solution string."""
     task = yield from solve(task_type, fields, timeout, None, policy)
     return task.token
+
+
+def report(task_id: str, correct: bool, expected: str | None, policy: RetryPolicy) -> Flow:
+    """Not retried: a report whose answer was lost may have been recorded, and a second one is
+    refused (``AlreadyReported``), so the caller decides."""
+    body: dict[str, Any] = {"correct": correct}
+    if expected is not None:
+        body["expected"] = expected
+    call = Call("POST", f"/v2/tasks/{task_id}/report", json=body, retry=False)
+    response = yield from with_retries(call, policy)
+    return Report(response.json())

@@ -147,6 +147,11 @@ class AccountService:
         """Whether the key was found valid within the cache's lifetime (no database read)."""
         return self._cached(hash_api_key(api_key)) is not None
 
+    def trusted_account(self, api_key: str) -> str | None:
+        """The account of a key found valid within the cache's lifetime (no database read), else None."""
+        record = self._cached(hash_api_key(api_key))
+        return record.account_id if record is not None else None
+
     def _cached(self, key_hash: str) -> ApiKeyRecord | None:
         hit = self._auth_cache.get(key_hash)
         if hit is None:

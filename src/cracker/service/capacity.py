@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from cracker.domain.clock import now
+from cracker.domain.clock import Clock, now
+from cracker.domain.errors import ServiceUnavailable
 from cracker.domain.workers import WorkerInfo, WorkerKind
 from cracker.solvers.registry import SolverRegistry
 from cracker.store import Store, leases
@@ -33,8 +35,10 @@ class LiveCapacity:
     """
 
     def __init__(
-        self, solvers: SolverRegistry, store: Store, *, local_builtin: bool, refresh_s: float = 1.0
+        self, solvers: SolverRegistry, store: Store, *, local_builtin: bool, refresh_s: float = 1.0,
+        clock: Clock = now,
     ) -> None:
+        self._clock = clock
         self._solvers = solvers
         self._store = store
         self._local_builtin = local_builtin
@@ -43,6 +47,9 @@ class LiveCapacity:
         self._builtin_types: frozenset[str] = frozenset()
         self._remote_types: frozenset[str] = frozenset()
         self._loop_task: asyncio.Task[None] | None = None
+        #: When the registry was last read, while reads of it fail (None while they succeed).
+        self._blind_since: float | None = None
+        self._seen_at = clock()
 
     def can_serve(self, task_type: str, params: Mapping[str, Any]) -> bool:
         if task_type in self._remote_types:
@@ -58,7 +65,7 @@ class LiveCapacity:
     def slots(self) -> dict[str, int]:
         """Type -> solver slots of live workers serving it (the ``workers_available`` metric)."""
         out: dict[str, int] = {}
-        at = now()
+        at = self._clock()
         for worker in self._live.values():
             if worker.live(at):
                 for task_type in worker.types:
@@ -75,13 +82,31 @@ class LiveCapacity:
         self._recompute()
 
     async def refresh(self) -> None:
-        at = now()
-        workers = await self._store.read(lambda r: leases.live_workers(r, at))
-        self._live = {w.id: w for w in workers}
+        at = self._clock()
+        try:
+            workers = await self._store.read(lambda r: leases.live_workers(r, at))
+        except Exception:
+            if self._blind_since is None:
+                self._blind_since = self._seen_at
+            raise
+        fresh = {w.id: w for w in workers}
+        if self._blind_since is not None:
+            # The registry was unreadable (the database gone): its workers could not heartbeat
+            # either, so their registrations lapsed without them dying. Each worker live when the
+            # registry was last read gets one registration period from now to heartbeat again;
+            # without it every create would be refused no_solver_available right after an outage.
+            for worker in self._live.values():
+                if worker.id not in fresh and worker.live(self._blind_since):
+                    fresh[worker.id] = replace(worker, expires_at=at + (worker.expires_at - worker.heartbeat_at))
+            self._blind_since = None
+        self._live = fresh
+        self._seen_at = at
         self._recompute()
 
     def _recompute(self) -> None:
-        at = now()
+        # While the registry cannot be read, liveness is judged as of its last reading: who
+        # stopped heartbeating since cannot be told from who could not reach the database.
+        at = self._clock() if self._blind_since is None else self._blind_since
         live = [w for w in self._live.values() if w.live(at)]
         self._builtin_types = frozenset(t for w in live if w.kind is WorkerKind.BUILTIN for t in w.types)
         self._remote_types = frozenset(t for w in live if w.kind is WorkerKind.REMOTE for t in w.types)
@@ -99,6 +124,7 @@ class LiveCapacity:
             await asyncio.sleep(self._refresh_s)
             try:
                 await self.refresh()
-            except Exception:
+            except Exception as exc:
                 # Keep the last snapshot: a database hiccup must not make every type unservable.
-                log.warning("refreshing the worker registry failed; keeping the last view", exc_info=True)
+                log.warning("refreshing the worker registry failed; keeping the last view",
+                            exc_info=not isinstance(exc, ServiceUnavailable))

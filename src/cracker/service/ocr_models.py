@@ -36,6 +36,11 @@ class OcrModelService:
         #: Weights read so far, by name (dropped when the name's version changes or it is removed).
         self._records: dict[str, OcrModelRecord] = {}
 
+    async def reported_samples(self, model: str, limit: int) -> list[tuple[bytes, str]]:
+        """Labelled images of ``model`` from clients' reports (docs/reports.md), newest first: the
+        images it read wrong with the text the client said they show, and those it read right."""
+        return [(label.image, label.text) for label in await self._store.reported_labels(model, limit)]
+
     async def summaries(self, *, fresh: bool = False) -> dict[str, OcrModelSummary]:
         """The registered models by name, read again when older than ``REFRESH_S`` (or ``fresh``)."""
         if fresh or time.monotonic() - self._read_at >= self._refresh_s:

@@ -17,12 +17,13 @@ FINISHED_CHANNEL = "cracker_finished"
 
 
 class PostgresNotifier(Notifier):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, connect_timeout_s: float = 5.0) -> None:
         super().__init__()
         self._channel = PgNotifyChannel(
             url,
             {WORK_CHANNEL: self._on_work, FINISHED_CHANNEL: self._on_finished},
             on_reconnect=self._wake_everyone,
+            connect_timeout_s=connect_timeout_s,
         )
 
     async def start(self) -> None:
@@ -55,8 +56,10 @@ class PostgresNotifier(Notifier):
             super().task_finished(task_id)
 
 
-def notifier_for(database_url: str) -> Notifier:
+def notifier_for(database_url: str, *, connect_timeout_s: float = 5.0) -> Notifier:
     """Cross-process wake-ups on PostgreSQL; in-process ones on SQLite (one process serves it)."""
     from cracker.store.engines import is_sqlite
 
-    return Notifier() if is_sqlite(database_url) else PostgresNotifier(database_url)
+    if is_sqlite(database_url):
+        return Notifier()
+    return PostgresNotifier(database_url, connect_timeout_s=connect_timeout_s)

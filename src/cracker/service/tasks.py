@@ -15,7 +15,7 @@ import orjson
 
 from cracker.domain.callbacks import CallbackPolicy
 from cracker.domain.catalogue import spec_for
-from cracker.domain.clock import new_id, now
+from cracker.domain.clock import Clock, new_id, now
 from cracker.domain.errors import (
     FieldError,
     InsufficientBalance,
@@ -32,7 +32,16 @@ from cracker.domain.workers import Completion
 from cracker.metrics import Metrics
 from cracker.service.events import Notifier
 from cracker.service.offers import OfferService
-from cracker.store import IdempotencyKey, IdempotencyKeyTaken, NewTask, Rejection, Store, idempotency, retention
+from cracker.store import (
+    IdempotencyKey,
+    IdempotencyKeyTaken,
+    NewTask,
+    Rejection,
+    Store,
+    batches,
+    idempotency,
+    retention,
+)
 
 #: How long an Idempotency-Key names its task.
 IDEMPOTENCY_TTL_S = 24 * 3600
@@ -88,8 +97,11 @@ class TaskService:
         callbacks: CallbackPolicy | None = None,
         max_running_per_account: int = 0,
         models: ModelNames | None = None,
+        clock: Clock = now,
     ) -> None:
         self._models = models
+        #: Every time this service stores (creation, deadlines, leases, ends); ``now`` in production.
+        self.clock = clock
         self._max_running_per_account = max_running_per_account
         self._callbacks = callbacks or CallbackPolicy()
         self._offers = offers
@@ -118,25 +130,12 @@ class TaskService:
         ``idempotency_key`` seen in the last 24 h the original task comes back (never a second
         charge); the same key with another request is refused.
         """
-        problem = None if callback_url is None else self._callbacks.url_problem(callback_url)
-        if problem is not None:
-            raise ValidationFailed([FieldError("callback_url", "callback_url_forbidden", problem)])
-        await self._check_model(params)
         request_hash = _request_hash(task_type, params, callback_url)
         if idempotency_key is not None:
             replay = await self._replay(account_id, idempotency_key, request_hash)
             if replay is not None:
                 return replay
-        price = await self._offers.price(task_type)
-        if price is None:
-            raise OfferNotFound(f"No offer for task type {task_type!r}; GET /v2/offers lists what is sold")
-        # Fail fast, before any money moves: a task nothing can solve must not sit in the queue.
-        if not self._capacity.can_serve(task_type, params):
-            raise NoSolverAvailable(
-                f"No built-in solver accepts this {task_type} task and no worker pool serving "
-                f"{task_type} is attached"
-            )
-        pool_only = self._capacity.pool_only(task_type, params)
+        price, pool_only = await self.admit(task_type, params, callback_url)
         task_id = new_id()
         # Known live from before its row exists: an end heard of (from a worker elsewhere) before
         # this coroutine resumes after the insert must find it here to clear it.
@@ -152,18 +151,49 @@ class TaskService:
             self._notifier.not_created(task_id)  # the key named an earlier task
         return created
 
+    async def admit(
+        self, task_type: str, params: Mapping[str, Any], callback_url: str | None
+    ) -> tuple[int, bool]:
+        """(price, pool only) of a task that may be created, checked before any money moves: the
+        callback URL allowed, the type sold, and something able to solve it (a task nothing can
+        solve must not sit in the queue). Raises the error the client gets otherwise."""
+        problem = None if callback_url is None else self._callbacks.url_problem(callback_url)
+        if problem is not None:
+            raise ValidationFailed([FieldError("callback_url", "callback_url_forbidden", problem)])
+        await self._check_model(params)
+        price = await self._offers.price(task_type)
+        if price is None:
+            raise OfferNotFound(f"No offer for task type {task_type!r}; GET /v2/offers lists what is sold")
+        if not self._capacity.can_serve(task_type, params):
+            raise NoSolverAvailable(
+                f"No built-in solver accepts this {task_type} task and no worker pool serving "
+                f"{task_type} is attached"
+            )
+        return price, self._capacity.pool_only(task_type, params)
+
+    def new_task(
+        self, account_id: str, task_id: str, task_type: str, params: dict[str, Any], price: int, pool_only: bool,
+        callback_url: str | None, at: float, key: IdempotencyKey | None = None,
+    ) -> NewTask:
+        return NewTask(
+            task_id=task_id, account_id=account_id, type=task_type, params=params, price=price, created_at=at,
+            deadline_at=at + self._task_timeout_s, callback_url=callback_url, pool_only=pool_only, idempotency=key,
+        )
+
+    def created(self, task: Task) -> None:
+        """Count a task just committed, and wake the workers."""
+        self._metrics.created.labels(task.type).inc()
+        self._notifier.task_created()
+
     async def _insert(
         self, account_id: str, task_id: str, task_type: str, params: dict[str, Any], price: int, pool_only: bool,
         callback_url: str | None, idempotency_key: str | None, request_hash: str,
     ) -> Created:
-        at = now()
+        at = self.clock()
         key = None
         if idempotency_key is not None:
             key = IdempotencyKey(idempotency_key, request_hash, expired_before=at - IDEMPOTENCY_TTL_S)
-        new = NewTask(
-            task_id=task_id, account_id=account_id, type=task_type, params=params, price=price, created_at=at,
-            deadline_at=at + self._task_timeout_s, callback_url=callback_url, pool_only=pool_only, idempotency=key,
-        )
+        new = self.new_task(account_id, task_id, task_type, params, price, pool_only, callback_url, at, key)
         try:
             task = await self._store.create_task(new)
         except IdempotencyKeyTaken:
@@ -179,8 +209,7 @@ class TaskService:
             raise InsufficientBalance(
                 f"This {task_type} task costs {format_usd(price)} USD, more than the available balance"
             )
-        self._metrics.created.labels(task_type).inc()
-        self._notifier.task_created()
+        self.created(task)
         return Created(task)
 
     async def _check_model(self, params: Mapping[str, Any]) -> None:
@@ -195,7 +224,7 @@ class TaskService:
             )])
 
     async def _replay(self, account_id: str, key: str, request_hash: str) -> Created | None:
-        since = now() - IDEMPOTENCY_TTL_S
+        since = self.clock() - IDEMPOTENCY_TTL_S
         found = await self._store.find_idempotency_key(account_id, key, since)
         if found is None:
             return None
@@ -259,14 +288,14 @@ class TaskService:
         if cap and lane_slots is not None and lane_slots > 1:
             cap = min(cap, lane_slots - 1)
         return await self._store.claim_tasks(
-            types, owner, limit, lease_s, now(), builtin_only=builtin_only, accounts=accounts,
+            types, owner, limit, lease_s, self.clock(), builtin_only=builtin_only, accounts=accounts,
             max_running_per_account=cap,
         )
 
     async def complete_many(self, items: Sequence[Completion]) -> list[Task | None]:
         """``complete`` for a batch, in one transaction (group commit): one answer per item, None
         where the lease was lost."""
-        completed = await self._store.complete_tasks(items, now())
+        completed = await self._store.complete_tasks(items, self.clock())
         for task in completed:
             self._finished(task)
         done = {(task.id, task.attempts): task for task in completed}
@@ -277,7 +306,7 @@ class TaskService:
     ) -> Task | None:
         """End a live task ``rejected``; the hold is released unless the error is ``charged``."""
         fence = (claim.lease_owner, claim.attempt) if claim is not None else None
-        task = await self._store.reject_task(task_id, _rejection(code, message), now(), fence=fence)
+        task = await self._store.reject_task(task_id, _rejection(code, message), self.clock(), fence=fence)
         if task is not None:
             self._finished(task)
         return task
@@ -285,7 +314,7 @@ class TaskService:
     async def reject_overdue(self, limit: int = 500) -> int:
         """Reject every live task past its deadline with ``solve_timeout``, in one transaction."""
         rejection = _rejection("solve_timeout", "The task was not solved before its deadline")
-        finished = await self._store.reject_overdue(rejection, now(), limit)
+        finished = await self._store.reject_overdue(rejection, self.clock(), limit)
         for task in finished:
             self._finished(task)
         return len(finished)
@@ -294,7 +323,7 @@ class TaskService:
         """Delete tasks that ended more than ``retention_s`` ago, in batches; 0 keeps everything."""
         if retention_s <= 0:
             return 0
-        before = now() - retention_s
+        before = self.clock() - retention_s
         deleted = 0
         while True:
             count = await self._store.write(lambda tx: retention.delete_finished(tx, before, batch))
@@ -303,8 +332,9 @@ class TaskService:
                 return deleted
 
     async def purge_idempotency_keys(self) -> int:
-        before = now() - IDEMPOTENCY_TTL_S
-        return await self._store.write(lambda tx: idempotency.purge_keys(tx, before))
+        before = self.clock() - IDEMPOTENCY_TTL_S
+        singles = await self._store.write(lambda tx: idempotency.purge_keys(tx, before))
+        return singles + await self._store.write(lambda tx: batches.purge_batch_keys(tx, before))
 
     async def queue_depths(self) -> dict[tuple[str, str], int]:
         return await self._store.read(lambda r: r.queue_depths())

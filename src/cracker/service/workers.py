@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cracker.domain.catalogue import CHARGE_RULES, charge_applies
-from cracker.domain.clock import new_id, now
+from cracker.domain.clock import Clock, new_id, now
 from cracker.domain.errors import FieldError, LeaseLost, NotFound, ValidationFailed
 from cracker.domain.tasks import ClaimedTask, Task, TaskStatus
 from cracker.domain.workers import Completion, HeldLease, TaskEvent, TaskEventKind, WorkerInfo, WorkerKind
@@ -64,7 +64,10 @@ class WorkerService:
         *,
         lease_s: float,
         max_attempts: int,
+        clock: Clock = now,
     ) -> None:
+        #: Registrations, heartbeats and lease expiry read this; ``now`` in production.
+        self.clock = clock
         self._store = store
         self._tasks = tasks
         self._capacity = capacity
@@ -88,7 +91,7 @@ class WorkerService:
         account_id: str | None = None,
         worker_id: str | None = None,
     ) -> WorkerInfo:
-        at = now()
+        at = self.clock()
         worker = WorkerInfo(
             id=worker_id or new_id(), kind=kind, account_id=account_id, name=name,
             types=tuple(sorted(set(types))), concurrency=concurrency, started_at=at, heartbeat_at=at,
@@ -115,7 +118,7 @@ class WorkerService:
     async def heartbeat(self, worker_id: str) -> list[HeldLease] | None:
         """Keep the worker and its leases alive; the leases it still holds, or None when the
         registry no longer knows it (register again)."""
-        at = now()
+        at = self.clock()
         return await self._store.write(lambda tx: leases.heartbeat(tx, worker_id, at, self.lease_s))
 
     async def deregister(self, worker_id: str) -> int:
@@ -162,7 +165,7 @@ class WorkerService:
         """Every lease handed to a pool is in the task's history: if the record cannot be written,
         the tasks go back to the queue at once and the call fails, so no pool reads a task's
         parameters unrecorded."""
-        at = now()
+        at = self.clock()
         events = [_event(worker, "leased", claim.task.id, claim.attempt, at) for claim in claims]
         try:
             await self.pools.record(events)
@@ -178,7 +181,7 @@ class WorkerService:
         worker that could have ended the task."""
         event: TaskEventKind = "completed" if task.status is TaskStatus.COMPLETED else "rejected"
         try:
-            await self.pools.record([_event(worker, event, task.id, attempt, now(), task.error_code)])
+            await self.pools.record([_event(worker, event, task.id, attempt, self.clock(), task.error_code)])
         except Exception:
             log.exception("recording the %s of task %s by worker %s failed", event, task.id, worker.id)
 
@@ -226,7 +229,7 @@ class WorkerService:
 
     async def reap(self) -> ReapReport:
         """Expired leases back to the queue; those on their last attempt rejected ``worker_lost``."""
-        at = now()
+        at = self.clock()
         requeued = await self._store.write(
             lambda tx: leases.requeue_expired_leases(tx, at, self.max_attempts, _REAP_BATCH)
         )
@@ -241,5 +244,5 @@ class WorkerService:
         return ReapReport(requeued=len(requeued), rejected=rejected)
 
     async def forget_dead_workers(self) -> int:
-        before = now() - _FORGET_AFTER_S
+        before = self.clock() - _FORGET_AFTER_S
         return await self._store.write(lambda tx: leases.purge_dead_workers(tx, before))

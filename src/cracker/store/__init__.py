@@ -6,6 +6,7 @@ a unit of work (a function over a ``Reader`` or ``Writer``, composed from the fu
 the store's errors (``StoreError`` and its subclasses), never the database driver's.
 """
 
+from cracker.store.engines import PgTimeouts
 from cracker.store.errors import ConstraintViolation, IdempotencyKeyTaken, StoreError
 from cracker.store.factory import open_store
 from cracker.store.interface import IdempotencyKey, NewTask, Rejection, Store
@@ -16,6 +17,7 @@ __all__ = [
     "IdempotencyKey",
     "IdempotencyKeyTaken",
     "NewTask",
+    "PgTimeouts",
     "Reader",
     "Rejection",
     "Store",

@@ -31,6 +31,12 @@ class LedgerAudit:
     live_but_settled: int
     #: Tasks that were leased more than once (their worker died or lost the lease).
     leased_again: int
+    #: Refunds (a report of a wrong answer) given twice for a task, for a task never captured, or
+    #: of more than its capture; read from the ledger alone, so they hold after retention
+    #: deleted the tasks.
+    refunded_twice: int = 0
+    refunded_not_captured: int = 0
+    refund_over_capture: int = 0
 
 
 def audit_ledger(r: Reader) -> LedgerAudit:
@@ -69,8 +75,33 @@ def audit_ledger(r: Reader) -> LedgerAudit:
         tasks_by_status=by_status, bad_holds=counts["bad_holds"], captured_twice=counts["captured_twice"],
         released_twice=counts["released_twice"], captured_and_released=counts["both"],
         completed_not_captured=counts["not_captured"], terminal_not_settled=counts["not_settled"],
-        live_but_settled=counts["live_settled"], leased_again=counts["again"],
+        live_but_settled=counts["live_settled"], leased_again=counts["again"], **_audit_refunds(r),
     )
+
+
+def _audit_refunds(r: Reader) -> dict[str, int]:
+    refunds = (
+        select(ledger.c.task_id, func.count().label("refunds"), func.sum(ledger.c.available_delta).label("refunded"))
+        .where(ledger.c.kind == "refund")
+        .group_by(ledger.c.task_id)
+        .subquery()
+    )
+    captures = (
+        select(ledger.c.task_id, func.count().label("captures"), func.sum(-ledger.c.held_delta).label("captured"))
+        .where(ledger.c.kind == "capture")
+        .group_by(ledger.c.task_id)
+        .subquery()
+    )
+    rows = r.conn.execute(
+        select(refunds.c.refunds, refunds.c.refunded, captures.c.captures, captures.c.captured)
+        .select_from(refunds.outerjoin(captures, captures.c.task_id == refunds.c.task_id))
+    ).all()
+    counts = {"refunded_twice": 0, "refunded_not_captured": 0, "refund_over_capture": 0}
+    for refund_count, refunded, capture_count, captured in rows:
+        counts["refunded_twice"] += refund_count > 1
+        counts["refunded_not_captured"] += not capture_count
+        counts["refund_over_capture"] += int(refunded or 0) > int(captured or 0)
+    return counts
 
 
 def not_terminal(r: Reader, task_ids: Iterable[str]) -> tuple[list[str], list[str]]:

@@ -8,6 +8,7 @@ the same code runs over asyncpg through ``AsyncConnection.run_sync``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -67,6 +68,28 @@ def create_sqlite_engine(url: str, *, writer: bool | None, busy_timeout_ms: int)
     return engine
 
 
-def create_postgres_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+@dataclass(frozen=True, slots=True)
+class PgTimeouts:
+    """The bounds on every wait for PostgreSQL, so that no request outlives a database that is
+    gone: past one of them the caller gets ``ServiceUnavailable`` (the API's retryable 503)."""
+
+    #: Opening a connection (TCP, TLS, authentication). A refused or closed port fails at once;
+    #: this bounds a server that does not answer at all.
+    connect_s: float = 5.0
+    #: Waiting for a pooled connection when every one is in use.
+    pool_s: float = 5.0
+    #: One statement, measured by the client (a server that stopped answering mid-query); 0: none.
+    statement_s: float = 30.0
+
+    def connect_args(self) -> dict[str, Any]:
+        """asyncpg's ``connect`` arguments for these bounds."""
+        return {"timeout": self.connect_s, "command_timeout": self.statement_s or None}
+
+
+def create_postgres_engine(url: str, *, pool_size: int = 10, timeouts: PgTimeouts | None = None) -> AsyncEngine:
+    bounds = timeouts or PgTimeouts()
     # No pool_pre_ping: PostgresStore pings only connections that sat idle (see there).
-    return create_async_engine(normalise_url(url), pool_size=pool_size, max_overflow=pool_size)
+    return create_async_engine(
+        normalise_url(url), pool_size=pool_size, max_overflow=pool_size, pool_timeout=bounds.pool_s,
+        connect_args=bounds.connect_args(),
+    )

@@ -20,9 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from cracker.domain.reports import ReportedLabel
 from cracker.domain.tasks import ClaimedTask, Task, TaskView
 from cracker.domain.workers import Completion
-from cracker.store import idempotency
+from cracker.store import idempotency, reports
 from cracker.store.units import Reader, Writer
 
 T = TypeVar("T")
@@ -137,6 +138,11 @@ class Store(ABC):
     async def find_idempotency_key(self, account_id: str, key: str, since: float) -> tuple[str, str] | None:
         """(request hash, task id) of the account's key remembered at or after ``since``."""
         return await self.read(lambda r: idempotency.find_key(r, account_id, key, since))
+
+    async def reported_labels(self, model: str, limit: int, *, account_id: str | None = None) -> list[ReportedLabel]:
+        """Labelled images of ``model`` from reports, newest first: (image bytes, the text it shows)
+        of incorrect reports that sent the expected text, and of correct reports (the answer)."""
+        return await self.read(lambda r: reports.reported_labels(r, model, limit, account_id))
 
     # --- units of work ------------------------------------------------------------------------
 

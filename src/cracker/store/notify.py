@@ -62,8 +62,11 @@ class PgNotifyChannel:
         url: str,
         handlers: Mapping[str, Callable[[str], None]],
         on_reconnect: Callable[[], None],
+        *,
+        connect_timeout_s: float = 5.0,
     ) -> None:
         self._dsn = asyncpg_dsn(url)
+        self._connect_timeout_s = connect_timeout_s
         self._handlers = dict(handlers)
         self._on_reconnect = on_reconnect
         self._conn: Any = None
@@ -92,9 +95,13 @@ class PgNotifyChannel:
         self._wake.set()
 
     async def _connect(self) -> None:
-        conn = await asyncpg.connect(self._dsn)
-        for channel in self._handlers:
-            await conn.add_listener(channel, self._dispatch)
+        conn = await asyncpg.connect(self._dsn, timeout=self._connect_timeout_s)
+        try:
+            for channel in self._handlers:
+                await conn.add_listener(channel, self._dispatch)
+        except BaseException:
+            conn.terminate()
+            raise
         # A connection that dies while idle wakes the flusher, which reconnects.
         conn.add_termination_listener(lambda _conn: self._wake.set())
         self._conn = conn
@@ -130,8 +137,9 @@ class PgNotifyChannel:
                 for channel, payloads in pending.items():
                     for chunk in _chunks(payloads) if any(payloads) else [""]:
                         await self._conn.execute("SELECT pg_notify($1, $2)", channel, chunk)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError):
-                # What was pending is dropped: its receivers poll. Reconnecting matters more.
+            except Exception:
+                # Whatever broke it (a restart, a refusal, a cut): what was pending is dropped (its
+                # receivers poll) and the flusher lives on to reconnect, which matters more.
                 log.warning("notification connection lost; reconnecting")
                 await self._reconnect()
 
@@ -141,10 +149,10 @@ class PgNotifyChannel:
         while True:
             try:
                 await self._connect()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except Exception:  # refused, starting up, timed out: the database comes back, so do we
                 await asyncio.sleep(_RECONNECT_DELAYS[min(attempt, len(_RECONNECT_DELAYS) - 1)])
                 attempt += 1
                 continue
-            log.info("notification connection re-established")
+            log.warning("notification connection re-established after %d failed attempt(s)", attempt)
             self._on_reconnect()
             return

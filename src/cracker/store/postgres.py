@@ -38,8 +38,8 @@ from cracker.domain.errors import ServiceUnavailable
 from cracker.domain.tasks import ClaimedTask, Task, TaskStatus, TaskView
 from cracker.domain.workers import Completion
 from cracker.store import pg_sql
-from cracker.store.availability import raise_store_error
-from cracker.store.engines import create_postgres_engine
+from cracker.store.availability import is_unreachable, raise_store_error
+from cracker.store.engines import PgTimeouts, create_postgres_engine
 from cracker.store.errors import ConstraintViolation, IdempotencyKeyTaken
 from cracker.store.interface import NewTask, Rejection, Store
 from cracker.store.notify import asyncpg_dsn
@@ -55,11 +55,6 @@ _PING_IDLE_S = 2.0
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _ATTEMPTS = 4
-#: The connection or the server is gone (a restart, a network cut): the client may retry.
-_UNAVAILABLE = (
-    OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, asyncpg.AdminShutdownError,
-)
 
 
 def _ping_idle_connections(engine: AsyncEngine) -> None:
@@ -78,6 +73,12 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
             raise DisconnectionError("idle connection failed its ping") from exc
 
 
+def _raise_if_unreachable(exc: Exception) -> None:
+    """What SQLAlchemy does not wrap (asyncpg's own errors at connect time, say) is judged the same."""
+    if is_unreachable(exc):
+        raise ServiceUnavailable("The database is unreachable; retry shortly") from exc
+
+
 async def _keep_session(_conn: asyncpg.Connection) -> None:
     """No reset when a connection goes back to the pool.
 
@@ -90,8 +91,11 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
 class PostgresStore(Store):
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, pool_size: int = 5, statement_pool_size: int = 10) -> None:
-        self._engine: AsyncEngine = create_postgres_engine(url, pool_size=pool_size)
+    def __init__(
+        self, url: str, *, pool_size: int = 5, statement_pool_size: int = 10, timeouts: PgTimeouts | None = None
+    ) -> None:
+        self._timeouts = timeouts or PgTimeouts()
+        self._engine: AsyncEngine = create_postgres_engine(url, pool_size=pool_size, timeouts=self._timeouts)
         _ping_idle_connections(self._engine)
         # The same pool; a connection checked out here runs in autocommit until it is returned.
         self._read_engine = self._engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -109,21 +113,21 @@ class PostgresStore(Store):
         ]
         key = new.idempotency
         if key is None:
-            created = await self._run(lambda pool: pool.fetchval(pg_sql.CREATE, *args))
+            created = await self._run(lambda conn: conn.fetchval(pg_sql.CREATE, *args))
         else:
             args += [key.key, key.request_hash]
             try:
-                created = await self._run(lambda pool: pool.fetchval(pg_sql.CREATE_WITH_KEY, *args))
+                created = await self._run(lambda conn: conn.fetchval(pg_sql.CREATE_WITH_KEY, *args))
             except ConstraintViolation:
                 # The key is taken: by a live key (the caller answers as its create did), or by an
                 # expired one not purged yet, which this create takes over. Rare: off the hot path.
                 forgotten = await self._run(
-                    lambda pool: pool.execute(pg_sql.FORGET_EXPIRED_KEY, new.account_id, key.key, key.expired_before)
+                    lambda conn: conn.execute(pg_sql.FORGET_EXPIRED_KEY, new.account_id, key.key, key.expired_before)
                 )
                 if forgotten == "DELETE 0":
                     raise IdempotencyKeyTaken(key.key) from None
                 try:
-                    created = await self._run(lambda pool: pool.fetchval(pg_sql.CREATE_WITH_KEY, *args))
+                    created = await self._run(lambda conn: conn.fetchval(pg_sql.CREATE_WITH_KEY, *args))
                 except ConstraintViolation as exc:  # a concurrent create took the freed name
                     raise IdempotencyKeyTaken(key.key) from exc
         if not created:
@@ -143,7 +147,7 @@ class PostgresStore(Store):
             return []
         only = list(accounts) if accounts is not None else None
         rows = await self._run(
-            lambda pool: pool.fetch(
+            lambda conn: conn.fetch(
                 pg_sql.CLAIM[builtin_only], list(types), limit, owner, now + lease_s, now, max_running_per_account,
                 only,
             ),
@@ -173,7 +177,7 @@ class PostgresStore(Store):
         return ended[0] if ended else None
 
     async def reject_overdue(self, rejection: Rejection, now: float, limit: int) -> list[Task]:
-        rows = await self._run(lambda pool: pool.fetch(pg_sql.OVERDUE, now, limit), retry=True)
+        rows = await self._run(lambda conn: conn.fetch(pg_sql.OVERDUE, now, limit), retry=True)
         if not rows:
             return []
         return await self._end(
@@ -188,11 +192,11 @@ class PostgresStore(Store):
         now: float,
     ) -> list[Task]:
         args = (ids, owners, attempts, solutions, [new_id() for _ in ids], status.value, code, message, capture, now)
-        rows = await self._run(lambda pool: pool.fetch(pg_sql.END[fenced], *args), retry=True)
+        rows = await self._run(lambda conn: conn.fetch(pg_sql.END[fenced], *args), retry=True)
         return [task_from_row(r) for r in rows]
 
     async def get_task_view(self, task_id: str) -> TaskView | None:
-        row = await self._run(lambda pool: pool.fetchrow(pg_sql.VIEW, task_id), retry=True)
+        row = await self._run(lambda conn: conn.fetchrow(pg_sql.VIEW, task_id), retry=True)
         return view_from_row(row) if row is not None else None
 
     async def _get_pool(self) -> asyncpg.Pool:
@@ -205,21 +209,44 @@ class PostgresStore(Store):
                         self._dsn, min_size=1, max_size=self._statement_pool_size,
                         # Closed after a minute unused, so a restarted server leaves few dead ones.
                         max_inactive_connection_lifetime=60, reset=_keep_session,
+                        **self._timeouts.connect_args(),
                     )
         return self._pool
 
-    async def _run(self, query: Callable[[asyncpg.Pool], Awaitable[T]], *, retry: bool = False) -> T:
+    async def _run(self, query: Callable[[asyncpg.Connection], Awaitable[T]], *, retry: bool = False) -> T:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                return await query(await self._get_pool())
+                pool = await self._get_pool()
+                try:
+                    # Bounded: with every connection busy (or being opened to a server that does
+                    # not answer), the request gives up with a 503 instead of queueing unseen.
+                    connection = await pool.acquire(timeout=self._timeouts.pool_s)
+                except TimeoutError as exc:
+                    raise ServiceUnavailable("The database is saturated or unreachable; retry shortly") from exc
+                try:
+                    return await query(connection)
+                except asyncpg.InternalClientError:
+                    # asyncpg's protocol state is broken: seen when the server ended the session
+                    # (pg_terminate_backend, a shutdown) just before this statement. The
+                    # connection is unusable; drop it rather than hand it to the next caller.
+                    connection.terminate()
+                    raise
+                finally:
+                    await pool.release(connection)
             except _RETRYABLE:
                 if not retry or attempt == _ATTEMPTS:
                     raise
                 await asyncio.sleep(random.uniform(0, 0.01 * attempt))
             except asyncpg.UniqueViolationError as exc:
                 raise ConstraintViolation(str(exc)) from exc
-            except _UNAVAILABLE as exc:
-                raise ServiceUnavailable("The database is unreachable; retry shortly") from exc
+            except ServiceUnavailable:
+                raise
+            except Exception as exc:
+                # A restart, a refusal (pg_hba, too many connections), a cut connection: the
+                # client may retry. Anything else is a bug and stays what it is (a 500).
+                if is_unreachable(exc):
+                    raise ServiceUnavailable("The database is unreachable; retry shortly") from exc
+                raise
         raise AssertionError("unreachable")
 
     # --- units of work ------------------------------------------------------------------------
@@ -230,6 +257,9 @@ class PostgresStore(Store):
                 return await conn.run_sync(lambda sync_conn: work(Reader(sync_conn)))
         except (DBAPIError, OSError, PoolTimeout) as exc:
             raise_store_error(exc)
+            raise
+        except Exception as exc:
+            _raise_if_unreachable(exc)
             raise
 
     async def write(self, work: Callable[[Writer], T]) -> T:
@@ -246,6 +276,9 @@ class PostgresStore(Store):
                 raise
             except (OSError, PoolTimeout) as exc:
                 raise_store_error(exc)
+                raise
+            except Exception as exc:
+                _raise_if_unreachable(exc)
                 raise
         raise AssertionError("unreachable")
 

@@ -107,22 +107,29 @@ Index(
     postgresql_where=tasks.c.status == "pending", sqlite_where=tasks.c.status == "pending",
 )
 
+# The dashboard's last-day figures read only the last day's tasks (0008).
+Index("ix_tasks_created", tasks.c.created_at)
+
 ledger = Table(
     "ledger",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
     Column("task_id", String(36), nullable=True),
-    # topup | hold | capture | release
+    # topup | hold | capture | release | refund (a completed task reported wrong, see task_reports)
     Column("kind", String(16), nullable=False),
     Column("available_delta", BigInteger, nullable=False),
     Column("held_delta", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
+    # Why an operator topped the account up (the dashboard asks for a reason); null otherwise.
+    Column("note", Text, nullable=True),
     # A task is held, then captured or released, each at most once: the database refuses a
     # second capture even if two workers race past the lease fence.
     UniqueConstraint("task_id", "kind", name="uq_ledger_task_kind"),
 )
 Index("ix_ledger_account", ledger.c.account_id)
+# The dashboard's ledger pages, newest first (0008).
+Index("ix_ledger_account_id", ledger.c.account_id, ledger.c.id)
 
 idempotency_keys = Table(
     "idempotency_keys",
@@ -135,6 +142,20 @@ idempotency_keys = Table(
     Column("created_at", Float, nullable=False),
 )
 Index("ix_idempotency_created", idempotency_keys.c.created_at)
+
+# A batch create's Idempotency-Key, with the batch's whole answer: per item the task it created or
+# the error it got, so a retry answers the same items the same way (never a second charge).
+batch_keys = Table(
+    "batch_keys",
+    metadata,
+    Column("account_id", String(36), ForeignKey("accounts.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    # JSON: one entry per item, {"task_id": ...} or {"error": {"code", "message", "details"}}.
+    Column("outcome", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_batch_keys_created", batch_keys.c.created_at)
 
 webhook_deliveries = Table(
     "webhook_deliveries",
@@ -228,6 +249,51 @@ pool_accounts = Table(
     Column("pool_account_id", String(36), ForeignKey("accounts.id"), primary_key=True),
     Column("account_id", String(36), ForeignKey("accounts.id"), primary_key=True),
 )
+
+task_reports = Table(
+    "task_reports",
+    metadata,
+    # One report per task: the primary key refuses a second one, also under concurrency.
+    Column("task_id", String(36), primary_key=True),
+    Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
+    Column("task_type", String(40), nullable=False),
+    # The OCR model that answered (image-to-text's ``model`` field; ``general`` without one):
+    # the model these labelled images train.
+    Column("model", String(64), nullable=False),
+    # The task's image, copied: retention deletes the task (and its params) long before a
+    # fine-tuning run may read this row. Null for types without an image.
+    Column("image", LargeBinary, nullable=True),
+    # The answer given (the solution's token) and, on an incorrect report, the right one if sent.
+    Column("answer", Text, nullable=False),
+    Column("expected", Text, nullable=True),
+    Column("correct", Boolean, nullable=False),
+    # Units refunded (the task's cost), 0 when not refunded; refund_refused says why not.
+    Column("refund", BigInteger, nullable=False),
+    Column("refund_refused", String(32), nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+# The refund share counts an account's refunded reports of a type over the recent period.
+Index("ix_task_reports_account", task_reports.c.account_id, task_reports.c.task_type, task_reports.c.created_at)
+# A model's labelled images, newest first; and retention's purge by age.
+Index("ix_task_reports_model", task_reports.c.model, task_reports.c.created_at)
+
+
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    # SHA-256 of the cookie's token: a copy of the database does not sign anyone in.
+    Column("token_hash", String(64), primary_key=True),
+    # Signing in with a key makes a session of that key: revoking the key ends its sessions.
+    Column("key_id", String(36), ForeignKey("api_keys.id"), nullable=False),
+    Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
+    Column("scope", String(16), nullable=False),
+    # The synchronizer token every form of the session carries back (CSRF).
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+Index("ix_dashboard_sessions_expires", dashboard_sessions.c.expires_at)
+
 
 ocr_models = Table(
     "ocr_models",

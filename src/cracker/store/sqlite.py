@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
@@ -45,6 +48,11 @@ class SqliteStore(Store):
         self._read_conn: Connection | None = None
         self._read_driver: Any = None
         self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cracker-sqlite-writer")
+        # Units of work waiting for the writer thread, which takes them in groups (group commit:
+        # one transaction, one commit and one hop back to the event loop for many writes).
+        self._queue: deque[tuple[Callable[[Writer], Any], asyncio.Future[Any]]] = deque()
+        self._queue_lock = threading.Lock()
+        self._draining = False
 
     # --- the per-task operations: units of work (see sqlite_tasks) ------------------------------
 
@@ -112,10 +120,38 @@ class SqliteStore(Store):
             self._read_conn = self._read_driver = None
 
     async def write(self, work: Callable[[Writer], T]) -> T:
+        """Queue ``work``; the writer thread runs what is queued together (group commit)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._write_thread, self._write_now, work)
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._queue_lock:
+            self._queue.append((work, future))
+            start = not self._draining
+            self._draining = True
+        if start:
+            self._write_thread.submit(self._drain, loop)
+        result: T = await future
+        return result
 
-    def _write_now(self, work: Callable[[Writer], T]) -> T:
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run the queued units of work, up to _GROUP at a time, each group in one transaction,
+        until the queue is empty. Called on the writer thread."""
+        while True:
+            with self._queue_lock:
+                group = [self._queue.popleft() for _ in range(min(_GROUP, len(self._queue)))]
+                if not group:
+                    self._draining = False
+                    return
+            try:
+                outcomes = self._run_group(group)
+            except BaseException as exc:
+                outcomes = [(future, None, exc) for _work, future in group]
+            loop.call_soon_threadsafe(_deliver, outcomes)
+
+    def _run_group(self, group: list[tuple[Callable[[Writer], Any], asyncio.Future[Any]]]) -> list[_Outcome]:
+        """One transaction for the whole group, a savepoint per unit: a unit that raises rolls back
+        its own writes alone and gets its exception; the others commit together. A failure of the
+        database itself (the commit, I/O, a full disk) fails the whole group: nothing of it is written."""
+        outcomes: list[_Outcome] = []
         try:
             if self._write_conn is None:
                 self._write_conn = self._writer.connect()
@@ -124,17 +160,32 @@ class SqliteStore(Store):
             assert raw is not None
             raw.execute("BEGIN IMMEDIATE")
             try:
-                result = work(Writer(conn))
+                writer = Writer(conn)
+                for work, future in group:
+                    if len(group) == 1:
+                        outcomes.append(_run_unit(work, writer, future))
+                        continue
+                    raw.execute("SAVEPOINT unit")
+                    outcome = _run_unit(work, writer, future)
+                    if outcome[2] is not None:
+                        raw.execute("ROLLBACK TO unit")
+                    raw.execute("RELEASE unit")
+                    outcomes.append(outcome)
+                if len(group) == 1 and outcomes[0][2] is not None:
+                    raw.execute("ROLLBACK")
+                else:
+                    raw.execute("COMMIT")
             except BaseException:
-                raw.execute("ROLLBACK")
+                # SQLite may have rolled back already (SQLITE_FULL, an I/O error): then ROLLBACK
+                # itself fails, and must not hide the error that matters.
+                with suppress(sqlite3.Error):
+                    raw.execute("ROLLBACK")
                 raise
-            raw.execute("COMMIT")
-            return result
+            return outcomes
         except (DBAPIError, OSError, PoolTimeout, sqlite3.Error) as exc:
-            if not isinstance(exc, DBAPIError) or exc.connection_invalidated or not _is_integrity(exc):
-                self._drop_write_conn()  # a fresh connection next time, whatever state this one is in
-            raise_store_error(exc)
-            raise
+            self._drop_write_conn()  # a fresh connection next time, whatever state this one is in
+            failure = _store_error(exc)
+            return [(future, None, failure) for _work, future in group]
 
     def _drop_write_conn(self) -> None:
         if self._write_conn is not None:
@@ -158,5 +209,59 @@ class SqliteStore(Store):
         self._reader.dispose()
 
 
-def _is_integrity(exc: DBAPIError) -> bool:
-    return isinstance(exc.orig, sqlite3.IntegrityError)
+#: The most units of work one transaction of the writer takes (group commit).
+_GROUP = 128
+#: (the caller's future, the result, the exception raised instead).
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+_NO_FUTURE: Any = None
+
+
+def _store_error(exc: BaseException) -> BaseException:
+    """What the caller gets for a database error: the store's own exception where there is one."""
+    try:
+        raise_store_error(exc)
+    except Exception as mapped:
+        return mapped
+    return exc
+
+
+#: Errors of the database itself, not of one statement: SQLite may have rolled the whole
+#: transaction back (a full disk does), so the group fails as one.
+_DATABASE_FAILURES = (
+    "locked", "busy", "disk i/o", "full", "readonly", "read-only", "unable to open", "malformed", "not a database",
+)
+
+
+def _fails_the_group(exc: BaseException) -> bool:
+    if isinstance(exc, OSError | PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if isinstance(exc.orig, BaseException) else exc
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.Error) and any(marker in text for marker in _DATABASE_FAILURES)
+
+
+def _run_unit(work: Callable[[Writer], Any], writer: Writer, future: asyncio.Future[Any]) -> _Outcome:
+    """Run one unit; what it raises is its own outcome (its savepoint is rolled back), unless the
+    database itself failed: that is raised on, to fail the group."""
+    try:
+        return (future, work(writer), None)
+    except Exception as exc:
+        if _fails_the_group(exc):
+            raise
+        if isinstance(exc, DBAPIError | sqlite3.Error):
+            return (future, None, _store_error(exc))
+        return (future, None, exc)
+
+
+def _deliver(outcomes: list[_Outcome]) -> None:
+    """On the event loop: settle each caller's future (a cancelled caller's is left alone)."""
+    for future, result, error in outcomes:
+        if future is None or future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)

@@ -157,18 +157,23 @@ class Writer(Reader):
             )
 
     def _ledger(
-        self, account_id: str, task_id: str | None, kind: str, available: int, held: int, now: float
+        self, account_id: str, task_id: str | None, kind: str, available: int, held: int, now: float,
+        note: str | None = None,
     ) -> None:
-        self.conn.execute(_INSERT_LEDGER, {
+        row: dict[str, Any] = {
             "account_id": account_id, "task_id": task_id, "kind": kind, "available_delta": available,
             "held_delta": held, "created_at": now,
-        })
+        }
+        if note is not None:  # only then: the task path's statement stays the one it always was
+            row["note"] = note
+        self.conn.execute(_INSERT_LEDGER, row)
 
-    def top_up(self, account_id: str, amount: int, now: float) -> bool:
+    def top_up(self, account_id: str, amount: int, now: float, note: str | None = None) -> bool:
+        """Add ``amount`` to the balance with its ledger row; ``note``: why (an operator's reason)."""
         changed = self.conn.execute(_TOP_UP, {"p_account": account_id, "p_amount": amount})
         if changed.rowcount == 0:
             return False
-        self._ledger(account_id, None, "topup", amount, 0, now)
+        self._ledger(account_id, None, "topup", amount, 0, now, note)
         return True
 
     def hold(self, account_id: str, task_id: str, amount: int, now: float) -> bool:
@@ -190,6 +195,12 @@ class Writer(Reader):
         self.conn.execute(_CAPTURE if capture else _RELEASE, {"p_account": task.account_id, "p_amount": amount})
         kind = "capture" if capture else "release"
         self._ledger(task.account_id, task.id, kind, 0 if capture else amount, -amount, now)
+
+    def refund(self, account_id: str, task_id: str, amount: int, now: float) -> None:
+        """Give back a completed task's captured cost (a report of a wrong answer): a ``refund``
+        ledger row. The ledger's unique (task, kind) refuses a second refund of the task."""
+        self.conn.execute(_TOP_UP, {"p_account": account_id, "p_amount": amount})
+        self._ledger(account_id, task_id, "refund", amount, 0, now)
 
 
 def skip_locked_pick(conn: Connection, column: Column[Any], query: Any) -> Any:

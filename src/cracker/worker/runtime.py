@@ -11,11 +11,11 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from cracker.domain.clock import new_id
-from cracker.domain.errors import TaskRejected
+from cracker.domain.errors import ServiceUnavailable, TaskRejected
 from cracker.domain.tasks import ClaimedTask
 from cracker.domain.workers import Completion, WorkerKind
 from cracker.service.tasks import TaskService
@@ -24,6 +24,7 @@ from cracker.solvers.base import Solution, SolveJob
 from cracker.solvers.registry import SolverRegistry
 
 log = logging.getLogger("cracker.worker")
+T = TypeVar("T")
 
 
 class WorkerRuntime:
@@ -94,6 +95,8 @@ class WorkerRuntime:
                     # still solves were requeued meanwhile; their results will be refused.
                     log.warning("worker %s was dropped from the registry; registering again", self.owner)
                     await self._register()
+            except ServiceUnavailable as exc:
+                log.warning("heartbeat failed: %s", exc.message)
             except Exception:
                 log.warning("heartbeat failed; retrying", exc_info=True)
 
@@ -111,9 +114,12 @@ class WorkerRuntime:
                 claims = await self._workers.claim(
                     self.owner, types, free, builtin_only=True, lane_slots=self._concurrency
                 )
-            except Exception:
+            except Exception as exc:
                 # The database may be busy or briefly gone; the loop must outlive that.
-                log.exception("claiming tasks failed; retrying")
+                if isinstance(exc, ServiceUnavailable):
+                    log.warning("claiming tasks failed: %s", exc.message)
+                else:
+                    log.exception("claiming tasks failed; retrying")
                 await asyncio.sleep(self._poll_s)
                 continue
             for claim in claims:
@@ -182,23 +188,46 @@ class WorkerRuntime:
             token = solution.get("token")
             if not isinstance(token, str) or not token:
                 raise TaskRejected("empty_token", f"The {solver.name} solver returned no token")
-            completed = await self._workers.complete(
-                Completion(task_id=task.id, lease_owner=claim.lease_owner, attempt=claim.attempt, solution=solution)
+            completion = Completion(
+                task_id=task.id, lease_owner=claim.lease_owner, attempt=claim.attempt, solution=solution
             )
+            completed = await self._while_unreachable(lambda: self._workers.complete(completion))
             if completed is None:
                 log.warning("lease of task %s was lost before it was solved; result dropped", task.id)
         except TaskRejected as rejection:
             await self._report_rejection(claim, rejection.code, rejection.message)
         except asyncio.CancelledError:
             raise
+        except ServiceUnavailable:
+            # Not the solver's fault: the task stays leased to us until its lease runs out, then
+            # the reaper puts it back in the queue and it is solved again.
+            log.warning("the database stayed unreachable; the solution of task %s was dropped", task.id)
         except Exception:
             # A solver bug or hostile input must end the task, never the worker.
             log.exception("solver failed on task %s", task.id)
             await self._report_rejection(claim, "general_error", "The solver failed unexpectedly")
 
+    async def _while_unreachable(self, write: Callable[[], Awaitable[T]]) -> T:
+        """``write`` retried while the database is unreachable, for up to one lease period.
+
+        The lease outlives a short outage (a restart, a failover): the fenced write succeeds once
+        the database is back, instead of the work being thrown away. Past the lease the task is
+        requeued anyway, and the write would be refused.
+        """
+        deadline = time.monotonic() + self._workers.lease_s
+        delay = 0.1
+        while True:
+            try:
+                return await write()
+            except ServiceUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
     async def _report_rejection(self, claim: ClaimedTask, code: str, message: str) -> None:
         try:
-            await self._tasks.reject(claim.task.id, code, message, claim=claim)
+            await self._while_unreachable(lambda: self._tasks.reject(claim.task.id, code, message, claim=claim))
         except Exception:
             log.exception("could not record the rejection of task %s", claim.task.id)
 

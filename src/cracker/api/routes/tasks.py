@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import reduce
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Request
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, WithJsonSchema, create_model
 from starlette.responses import Response
 
 from cracker.api.deps import ClientKey, RuntimeDep
-from cracker.api.envelope import JSONBytes, task_envelope
+from cracker.api.envelope import JSONBytes, error_body, task_envelope
+from cracker.api.errors import validation_error
 from cracker.api.params import MAX_WAIT_S, parse_task_id
 from cracker.api.poll import read_task
 from cracker.api.responses import AUTH, COMMON, errors
-from cracker.api.schemas import DeliveriesModel, TaskEnvelope
+from cracker.api.schemas import BatchResponse, DeliveriesModel, ReportModel, ReportRequest, TaskEnvelope
+from cracker.domain.accounts import ApiKeyRecord
+from cracker.domain.catalogue import spec_for
 from cracker.domain.clock import rfc3339
-from cracker.domain.errors import OfferNotFound
+from cracker.domain.errors import CrackerError, InvalidRequest, OfferNotFound
+from cracker.domain.money import format_usd
 from cracker.domain.task_types import TASK_TYPES, CallbackUrl, TaskType, resolve_type
+from cracker.runtime import Runtime
+from cracker.service.task_batches import MAX_BATCH_ITEMS, BatchItem, ItemError, ItemResult, batch_hash
 
 router = APIRouter(prefix="/v2/tasks", tags=["tasks"])
 
@@ -37,10 +44,17 @@ IdempotencyKey = Annotated[
 ]
 
 
-async def _create(
-    request: Request, runtime: RuntimeDep, key: ClientKey, task_type: str, body: BaseModel,
-    idempotency_key: str | None,
+async def create_from_body(
+    request: Request, key: ApiKeyRecord, body: BaseModel, idempotency_key: str | None,
 ) -> Response:
+    """Create the task a validated body describes: its type is the model's (a per-type route's) or
+    its ``type`` field (the typed route's)."""
+    task_type = _TYPE_OF_MODEL.get(type(body))
+    if task_type is None:
+        resolved = resolve_type(body.type)  # type: ignore[attr-defined]
+        assert resolved is not None  # the discriminator admits known types only
+        task_type = resolved.name
+    runtime: Runtime = request.app.state.runtime
     params = body.model_dump(mode="json", exclude_unset=True, exclude={"type", "callback_url"})
     callback_url = getattr(body, "callback_url", None)
     created = await runtime.tasks.create(
@@ -71,13 +85,21 @@ def _request_model(task_type: TaskType) -> type[BaseModel]:
     return model
 
 
+#: Each per-type request model's task type (the typed route's models carry theirs in ``type``).
+_TYPE_OF_MODEL: dict[type[BaseModel], str] = {}
+#: Per path name (a type or an alias), what validates its body: the create fast path's table.
+CREATE_VALIDATORS: dict[str, Callable[[Any], BaseModel]] = {}
+
+
 def _register_create_route(task_type: TaskType, path_name: str) -> None:
     model = _request_model(task_type)
+    _TYPE_OF_MODEL[model] = task_type.name
+    CREATE_VALIDATORS[path_name] = model.model_validate
 
     async def create_task(
-        request: Request, runtime: RuntimeDep, key: ClientKey, body: BaseModel, idempotency_key: IdempotencyKey = None
+        request: Request, key: ClientKey, body: BaseModel, idempotency_key: IdempotencyKey = None
     ) -> Response:
-        return await _create(request, runtime, key, task_type.name, body, idempotency_key)
+        return await create_from_body(request, key, body, idempotency_key)
 
     # The body's model is this type's own, chosen at import time: FastAPI reads it from here.
     create_task.__annotations__ = {**create_task.__annotations__, "body": model}
@@ -125,13 +147,74 @@ _AnyTask: Any = Annotated[reduce(lambda a, b: a | b, _variants), Field(discrimin
     operation_id="create_task",
 )
 async def create_task_typed(
-    request: Request, runtime: RuntimeDep, key: ClientKey, body: Annotated[_AnyTask, Body()],
-    idempotency_key: IdempotencyKey = None,
+    request: Request, key: ClientKey, body: Annotated[_AnyTask, Body()], idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    name = body.type
-    resolved = resolve_type(name)
+    return await create_from_body(request, key, body, idempotency_key)
+
+
+_ITEM = TypeAdapter(_AnyTask)
+#: What validates POST /v2/tasks's body (the create fast path's).
+TYPED_CREATE: Callable[[Any], BaseModel] = _ITEM.validate_python
+
+# The items' schema as documented: the same typed tasks as POST /v2/tasks (each item is validated
+# on its own, so one bad item is answered in its place instead of failing the whole batch).
+_ITEM_SCHEMA: dict[str, Any] = {
+    "oneOf": [{"$ref": f"#/components/schemas/{v.__name__}"} for v in _variants],
+    "discriminator": {"propertyName": "type"},
+}
+
+
+class BatchRequest(BaseModel):
+    tasks: Annotated[
+        list[Any],
+        Field(min_length=1, max_length=MAX_BATCH_ITEMS, description="Up to 100 tasks of any types, as POST "
+              "/v2/tasks takes them one at a time"),
+        WithJsonSchema({"type": "array", "items": _ITEM_SCHEMA, "minItems": 1, "maxItems": MAX_BATCH_ITEMS}),
+    ]
+
+
+def _batch_item(raw: Any) -> BatchItem | CrackerError:
+    if not isinstance(raw, dict):
+        return InvalidRequest("Each item of tasks must be a JSON object with a \"type\"")
+    try:
+        body = _ITEM.validate_python(raw)
+    except ValidationError as exc:
+        return validation_error(list(exc.errors()))
+    resolved = resolve_type(body.type)
     assert resolved is not None  # the discriminator admits known types only
-    return await _create(request, runtime, key, resolved.name, body, idempotency_key)
+    params = body.model_dump(mode="json", exclude_unset=True, exclude={"type", "callback_url"})
+    return BatchItem(resolved.name, params, getattr(body, "callback_url", None))
+
+
+def _item_result(request: Request, result: ItemResult) -> dict[str, Any]:
+    if isinstance(result, ItemError):
+        status = spec_for(result.code).http_status or 500
+        return {"status": status, "task": None, **error_body(request, result.code, result.message, result.details)}
+    return {"status": 201, "task": task_envelope(request, result), "error": None}
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResponse,
+    responses=errors(*AUTH, *COMMON, "validation_failed", "invalid_request", "payload_too_large"),
+    summary="Create up to 100 tasks in one request: one transaction, one answer per item, in order",
+    description="Each item is created as `POST /v2/tasks` would create it, or answered with the error that "
+    "create would get (its `status` beside it); the items that are created are held in order in one "
+    "transaction, so an item the balance left after the items before it cannot pay for gets "
+    "`insufficient_balance`. An `Idempotency-Key` names the whole batch: a retry with the same body "
+    "answers the same items the same way (never a second charge). Each item counts as one request "
+    "against the account's rate limit.",
+    operation_id="create_tasks_batch",
+)
+async def create_tasks_batch(
+    request: Request, runtime: RuntimeDep, key: ClientKey, body: BatchRequest, idempotency_key: IdempotencyKey = None,
+) -> Response:
+    # The request took one token (authentication admitted it); each further item costs one more.
+    request.app.state.rate_limiter.charge(key.account_id, len(body.tasks) - 1)
+    items = [_batch_item(raw) for raw in body.tasks]
+    created = await runtime.batches.create(key.account_id, items, batch_hash(body.tasks), idempotency_key)
+    headers = {"Idempotent-Replayed": "true"} if created.replayed else None
+    return JSONBytes({"results": [_item_result(request, r) for r in created.results]}, headers=headers)
 
 
 @router.post("/{task_type}", include_in_schema=False)
@@ -194,4 +277,33 @@ async def list_deliveries(request: Request, task_id: str, runtime: RuntimeDep, k
             }
             for log in logs
         ]
+    })
+
+
+@router.post(
+    "/{task_id}/report",
+    response_model=ReportModel,
+    responses=errors(
+        *AUTH, *COMMON, "not_found", "validation_failed", "invalid_request", "task_not_completed",
+        "already_reported", "report_window_closed", "payload_too_large",
+    ),
+    summary="Report a completed task's answer as right or wrong; a wrong one is refunded within the "
+    "operator's share",
+    description="Once per task, by its account, within `CRACKER_REPORT_WINDOW_S` of its completion. An incorrect "
+    "report refunds the task's cost (a ledger row) while the account's refunds of that task type over the recent "
+    "period stay within the operator's share of its completed tasks of that type; beyond it the report is "
+    "recorded, not refunded (`refund_refused`). An image-to-text report with `expected` (or a correct one) keeps "
+    "the image as a labelled sample of the model that read it.",
+    operation_id="report_task",
+)
+async def report_task(task_id: str, runtime: RuntimeDep, key: ClientKey, body: ReportRequest) -> Response:
+    outcome = await runtime.reports.report(
+        key.account_id, parse_task_id(task_id), correct=body.correct, expected=body.expected
+    )
+    return JSONBytes({
+        "task_id": outcome.task_id, "correct": outcome.correct, "refunded": outcome.refunded,
+        "refund": format_usd(outcome.refund),
+        "refund_refused": outcome.refund_refused.value if outcome.refund_refused is not None else None,
+        "labelled": outcome.labelled, "balance": format_usd(outcome.balance), "currency": "USD",
+        "reported_at": rfc3339(outcome.created_at),
     })

@@ -15,7 +15,7 @@ from cracker.api.envelope import JSONBytes
 from cracker.api.params import canonical_types
 from cracker.api.responses import AUTH, COMMON, errors
 from cracker.domain.catalogue import CATALOGUE
-from cracker.domain.clock import now, rfc3339
+from cracker.domain.clock import rfc3339
 from cracker.domain.tasks import ClaimedTask
 from cracker.domain.workers import Completion, HeldLease, WorkerInfo
 from cracker.runtime import Runtime
@@ -188,7 +188,7 @@ async def lease_tasks(runtime: RuntimeDep, key: WorkerKey, worker_id: WorkerId, 
     worker = await service.get(worker_id, account_id=key.account_id)
     types = canonical_types(body.types) if body.types is not None else None
     claims = await service.lease(worker, types, body.max_tasks, body.wait)
-    expires = now() + service.lease_s
+    expires = service.clock() + service.lease_s
     # Each task is serialised on its own: one that cannot be sent (a stored number orjson refuses,
     # from before creation bounded them) is ended, uncharged, instead of failing the whole answer
     # after the claim committed and stranding every other task of the batch as running.
@@ -215,7 +215,8 @@ async def heartbeat_worker(
         await service.get(worker_id, account_id=key.account_id)  # gone meanwhile: answers not_found
         held = []
     return JSONBytes({
-        "worker_id": worker_id, "expires_at": rfc3339(now() + service.lease_s), "leases": [_held_json(h) for h in held]
+        "worker_id": worker_id, "expires_at": rfc3339(service.clock() + service.lease_s),
+        "leases": [_held_json(h) for h in held],
     })
 
 

@@ -16,6 +16,7 @@ from cracker.store import IdempotencyKey, NewTask, Store, Writer, audit, schema
 PRICE = 9
 TYPE = "turnstile"
 _TABLES = [
+    schema.dashboard_sessions,
     schema.task_events, schema.pool_grants,
     schema.ledger, schema.webhook_attempts, schema.webhook_deliveries, schema.idempotency_keys, schema.tasks,
     schema.workers, schema.api_keys, schema.accounts,
@@ -103,7 +104,8 @@ async def assert_books_balance(store: Store) -> None:
     assert (
         report.bad_holds, report.captured_twice, report.released_twice, report.captured_and_released,
         report.completed_not_captured, report.terminal_not_settled, report.live_but_settled,
-    ) == (0, 0, 0, 0, 0, 0, 0), report
+        report.refunded_twice, report.refunded_not_captured, report.refund_over_capture,
+    ) == (0, 0, 0, 0, 0, 0, 0, 0, 0, 0), report
 
 
 async def delivery_pick_statements(store: Store, pick: Callable[[Writer], object]) -> list[str]:

@@ -169,3 +169,14 @@ async def test_racing_creates_with_one_key_make_one_task(store: Store, second_st
     assert await balance(store, account) == (99 * PRICE, PRICE)
     await assert_books_balance(store)
 
+
+
+async def test_an_account_is_found_by_name_the_oldest_first(store: Store) -> None:
+    """``find_account`` (the demo account's lookup) answers the account of that name created first
+    by its creation time, not the first row stored, nor another name's account."""
+    await store.write(lambda tx: tx.insert_account("acct-newer", "same-name", 2_000.0))
+    await store.write(lambda tx: tx.insert_account("acct-older", "same-name", 1_000.0))
+    await store.write(lambda tx: tx.insert_account("acct-other", "other-name", 500.0))
+    assert await store.read(lambda r: r.find_account("same-name")) == "acct-older"
+    assert await store.read(lambda r: r.find_account("other-name")) == "acct-other"
+    assert await store.read(lambda r: r.find_account("no-such-name")) is None

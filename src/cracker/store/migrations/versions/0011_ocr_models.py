@@ -1,7 +1,7 @@
 """Named OCR models: fine-tuned recognition models that image-to-text tasks may name.
 
-Revision ID: 0008_ocr_models
-Revises: 0007
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-01
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_ocr_models"
-down_revision = "0007"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,240 @@
+"""Use cases of the web dashboard: sessions signed in with an API key, and the figures its views show.
+
+The session's token lives only in the browser's cookie; the database keeps its SHA-256, so a copy of
+the database signs nobody in. A session belongs to the key it signed in with: revoking the key ends
+it at the next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cracker.domain.accounts import ApiKeyRecord, Balance
+from cracker.domain.clock import now
+from cracker.domain.dashboard import AccountRow, BucketCount, DashboardSession, LedgerRow, TaskRow
+from cracker.domain.errors import NotFound
+from cracker.domain.workers import WorkerInfo
+from cracker.store import Reader, Store, Writer, leases
+from cracker.store import dashboard as sql
+
+#: The most rows one page of the ledger or the task list shows (and the CSV export holds).
+PAGE_LIMIT = 200
+CSV_LIMIT = 100_000
+#: Latency percentiles come from the latest this many solved tasks of the window.
+LATENCY_SAMPLE = 20_000
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    #: The cookie's value: shown once, to the browser.
+    token: str
+    session: DashboardSession
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One chart: buckets (start times) and, per series name, a value per bucket."""
+
+    buckets: list[float]
+    values: dict[str, list[float]]
+
+
+@dataclass(slots=True)
+class TypeStats:
+    """The operator's figures of one task type over the window."""
+
+    type: str
+    pending: int = 0
+    running: int = 0
+    solved: int = 0
+    rejected: int = 0
+    p50_s: float | None = None
+    p95_s: float | None = None
+    p99_s: float | None = None
+
+    @property
+    def success_rate(self) -> float | None:
+        ended = self.solved + self.rejected
+        return self.solved / ended if ended else None
+
+
+@dataclass(slots=True)
+class OperatorOverview:
+    types: list[TypeStats]
+    #: Per hour: solved per type, rejected per type, p95 latency per type.
+    solved: Series
+    rejected: Series
+    p95: Series
+    errors: list[tuple[str, int]]
+    workers: list[WorkerInfo]
+    window_s: int = field(default=86_400)
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def _buckets(since: float, until: float, bucket_s: int) -> list[float]:
+    first = math.floor(since / bucket_s) * bucket_s
+    return [float(t) for t in range(int(first), int(until) + 1, bucket_s)]
+
+
+class DashboardService:
+    def __init__(self, store: Store, *, session_ttl_s: float) -> None:
+        self._store = store
+        self._ttl_s = session_ttl_s
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    async def sign_in(self, key: ApiKeyRecord) -> NewSession:
+        """A new session for a key already authenticated; expired sessions are swept meanwhile."""
+        token = secrets.token_urlsafe(32)
+        at = now()
+        session = DashboardSession(key.id, key.account_id, key.scope, secrets.token_urlsafe(32), at + self._ttl_s)
+
+        def work(tx: Writer) -> None:
+            sql.delete_expired_sessions(tx, at)
+            sql.insert_session(
+                tx, token_hash(token), key.id, key.account_id, key.scope, session.csrf_token, at, session.expires_at
+            )
+
+        await self._store.write(work)
+        return NewSession(token, session)
+
+    async def session(self, token: str) -> DashboardSession | None:
+        at = now()
+        return await self._store.read(lambda r: sql.get_session(r, token_hash(token), at))
+
+    async def sign_out(self, token: str) -> None:
+        await self._store.write(lambda tx: sql.delete_session(tx, token_hash(token)))
+
+    # --- an account's views -------------------------------------------------------------------
+
+    async def ledger(
+        self, account_id: str, *, kind: str | None = None, since: float | None = None, until: float | None = None,
+        before_id: int | None = None, limit: int = PAGE_LIMIT,
+    ) -> list[LedgerRow]:
+        return await self._store.read(lambda r: sql.ledger_page(
+            r, account_id, kind=kind, since=since, until=until, before_id=before_id, limit=limit
+        ))
+
+    async def tasks(
+        self, account_id: str, *, task_type: str | None = None, status: str | None = None,
+        since: float | None = None, until: float | None = None, limit: int = PAGE_LIMIT,
+    ) -> list[TaskRow]:
+        return await self._store.read(lambda r: sql.tasks_page(
+            r, account_id, task_type=task_type, status=status, since=since, until=until, limit=limit
+        ))
+
+    async def task_rows(self, account_id: str, task_ids: Sequence[str]) -> list[TaskRow]:
+        ids = list(task_ids)[:PAGE_LIMIT]
+        return await self._store.read(lambda r: sql.task_rows(r, account_id, ids))
+
+    async def account_charts(self, account_id: str, *, window_s: int, bucket_s: int) -> tuple[Series, Series]:
+        """(spend in USD units per bucket, solved and rejected tasks per bucket) over the window."""
+        until = now()
+        since = until - window_s
+        rows = await self._store.read(lambda r: sql.bucket_counts(r, since, bucket_s, account_id=account_id))
+        buckets = _buckets(since, until, bucket_s)
+        index = {b: i for i, b in enumerate(buckets)}
+        spend = [0.0] * len(buckets)
+        solved = [0.0] * len(buckets)
+        rejected = [0.0] * len(buckets)
+        for row in rows:
+            i = index.get(row.bucket)
+            if i is None:
+                continue
+            spend[i] += row.cost
+            if row.status == "completed":
+                solved[i] += row.count
+            elif row.status == "rejected":
+                rejected[i] += row.count
+        return Series(buckets, {"spend": spend}), Series(buckets, {"solved": solved, "rejected": rejected})
+
+    # --- the operator's views -----------------------------------------------------------------
+
+    async def operator_overview(self, queue_depths: dict[tuple[str, str], int], *, window_s: int = 86_400,
+                                bucket_s: int = 3600) -> OperatorOverview:
+        """Per type over the window: what is queued and running now (``queue_depths``, the same
+        figures /metrics exports), solved and rejected, latency percentiles; per bucket the same
+        as series; the error catalogue's counts; the live workers."""
+        until = now()
+        since = until - window_s
+
+        def read(r: Reader) -> tuple[list[BucketCount], list[tuple[str, float, float]], list[WorkerInfo]]:
+            return (sql.bucket_counts(r, since, bucket_s), sql.recent_latencies(r, since, LATENCY_SAMPLE),
+                    leases.live_workers(r, until))
+
+        counts, latencies, workers = await self._store.read(read)
+        error_counts: dict[str, int] = defaultdict(int)
+        stats: dict[str, TypeStats] = {}
+        for (task_type, status), n in queue_depths.items():
+            entry = stats.setdefault(task_type, TypeStats(task_type))
+            if status == "pending":
+                entry.pending += n
+            elif status == "running":
+                entry.running += n
+        buckets = _buckets(since, until, bucket_s)
+        index = {b: i for i, b in enumerate(buckets)}
+        solved: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(buckets))
+        rejected: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(buckets))
+        for row in counts:
+            entry = stats.setdefault(row.type, TypeStats(row.type))
+            i = index.get(row.bucket)
+            if row.status == "completed":
+                entry.solved += row.count
+                if i is not None:
+                    solved[row.type][i] += row.count
+            elif row.status == "rejected":
+                entry.rejected += row.count
+                error_counts[row.error_code or "unknown"] += row.count
+                if i is not None:
+                    rejected[row.type][i] += row.count
+        errors = sorted(error_counts.items(), key=lambda item: (-item[1], item[0]))
+        per_type: dict[str, list[float]] = defaultdict(list)
+        per_bucket: dict[tuple[str, float], list[float]] = defaultdict(list)
+        for task_type, created_at, latency in latencies:
+            per_type[task_type].append(latency)
+            per_bucket[(task_type, math.floor(created_at / bucket_s) * bucket_s)].append(latency)
+        for task_type, values in per_type.items():
+            values.sort()
+            entry = stats.setdefault(task_type, TypeStats(task_type))
+            entry.p50_s, entry.p95_s, entry.p99_s = (_percentile(values, q) for q in (0.5, 0.95, 0.99))
+        p95: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(buckets))
+        for (task_type, bucket), values in per_bucket.items():
+            i = index.get(float(bucket))
+            if i is not None:
+                p95[task_type][i] = _percentile(sorted(values), 0.95) or 0.0
+        return OperatorOverview(
+            types=sorted(stats.values(), key=lambda s: s.type),
+            solved=Series(buckets, dict(solved)), rejected=Series(buckets, dict(rejected)),
+            p95=Series(buckets, dict(p95)), errors=errors, workers=workers, window_s=window_s,
+        )
+
+    async def accounts(self, *, search: str | None = None, limit: int = PAGE_LIMIT) -> list[AccountRow]:
+        return await self._store.read(lambda r: sql.account_rows(r, search=search, limit=limit))
+
+    async def top_up(self, account_id: str, amount: int, reason: str) -> Balance:
+        """Credit the account; the reason is kept on its ledger row."""
+        at = now()
+
+        def work(tx: Writer) -> Balance | None:
+            if not tx.top_up(account_id, amount, at, note=reason):
+                return None
+            return tx.get_balance(account_id)
+
+        balance = await self._store.write(work)
+        if balance is None:
+            raise NotFound(f"No account {account_id}")
+        return balance
