@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/cracker.db"
     #: Base of every error's ``doc_url``; empty means "this server, as the request reached it".
     docs_base_url: str = ""
+    #: Where the captcha-vendor protocols (docs/protocols.md) are served besides the root, e.g.
+    #: ``/compat``; empty: at the root only.
+    protocol_prefix: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
     #: Requests per second per API key (token bucket refill); 0 turns rate limiting off.
     rate_limit_per_s: float = Field(default=50.0, ge=0)
     #: Bucket size: the burst a key may send at once.
