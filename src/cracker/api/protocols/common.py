@@ -26,8 +26,28 @@ VENDOR_CODES: dict[str, str] = {
 }
 
 
-def vendor_code(code: str) -> str:
-    return VENDOR_CODES.get(code, "ERROR_" + code.upper())
+#: What a bad image field is called (2captcha's and Anti-Captcha's image errors).
+_IMAGE_CODES = {
+    "invalid_image": "ERROR_IMAGE_TYPE_NOT_SUPPORTED",
+    "empty_value": "ERROR_ZERO_CAPTCHA_FILESIZE",
+    "too_large": "ERROR_TOO_BIG_CAPTCHA_FILESIZE",
+}
+#: The vendors' numeric error ids (2captcha's API v2 table, Anti-Captcha's numbering); a code not
+#: listed is 1, which every client reads as "an error" (they test errorId != 0).
+ERROR_IDS: dict[str, int] = {
+    "ERROR_KEY_DOES_NOT_EXIST": 1, "ERROR_NO_SLOT_AVAILABLE": 2, "ERROR_ZERO_CAPTCHA_FILESIZE": 3,
+    "ERROR_TOO_BIG_CAPTCHA_FILESIZE": 4, "ERROR_ZERO_BALANCE": 10, "ERROR_CAPTCHA_UNSOLVABLE": 12,
+    "ERROR_NO_SUCH_METHOD": 14, "ERROR_IMAGE_TYPE_NOT_SUPPORTED": 15, "ERROR_NO_SUCH_CAPCHA_ID": 16,
+    "ERROR_TASK_ABSENT": 22, "ERROR_TASK_NOT_SUPPORTED": 23,
+}
+
+
+def vendor_code(exc: CrackerError) -> str:
+    if isinstance(exc, ValidationFailed):
+        for detail in exc.details:
+            if detail.field == "body" and detail.code in _IMAGE_CODES:
+                return _IMAGE_CODES[detail.code]
+    return VENDOR_CODES.get(exc.code, "ERROR_" + exc.code.upper())
 
 
 def describe(exc: CrackerError) -> str:

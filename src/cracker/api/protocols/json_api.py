@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from cracker.api.deps import authenticate_key
 from cracker.api.envelope import JSONBytes
-from cracker.api.protocols.common import describe, vendor_code, vendor_solution
+from cracker.api.protocols.common import ERROR_IDS, describe, vendor_code, vendor_solution
 from cracker.api.protocols.tasks import our_task
 from cracker.domain.accounts import ApiKeyRecord, Scope
 from cracker.domain.errors import CrackerError, FieldError, ValidationFailed
@@ -30,7 +30,7 @@ Handler = Callable[[Request, ApiKeyRecord, Body], Awaitable[Body]]
 
 
 def _error(code: str, description: str) -> Body:
-    return {"errorId": 1, "errorCode": code, "errorDescription": description}
+    return {"errorId": ERROR_IDS.get(code, 1), "errorCode": code, "errorDescription": description}
 
 
 async def _body(request: Request) -> Body:
@@ -51,7 +51,7 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             record = await authenticate_key(request, key if isinstance(key, str) else None, Scope.CLIENT)
             answer = await handler(request, record, body)
         except CrackerError as exc:
-            answer = _error(vendor_code(exc.code), describe(exc))
+            answer = _error(vendor_code(exc), describe(exc))
         return JSONBytes(answer)
 
     return endpoint
@@ -72,7 +72,9 @@ async def task_id_of(runtime: Runtime, account_id: str, raw: Any) -> str:
 
 
 async def create_task(request: Request, key: ApiKeyRecord, body: Body) -> Body:
-    task_type, params = our_task(body.get("task"))
+    if not isinstance(body.get("task"), dict):
+        return _error("ERROR_TASK_ABSENT", "The request has no task object")
+    task_type, params = our_task(body["task"])
     runtime = _runtime(request)
     created = await runtime.tasks.create(key.account_id, task_type, params)
     number = await runtime.tasks.number_of(created.task.id)

@@ -141,13 +141,12 @@ _NAMES = {"url": "websiteURL", "site_key": "websiteKey", "image_b64": "body", "a
           "challenge": "challengeJSON", "rqdata": "enterprisePayload.rqdata"}
 
 
-def our_task(task: Any) -> tuple[str, dict[str, Any]]:
+def our_task(task: Task) -> tuple[str, dict[str, Any]]:
     """(our type, validated params) for a vendor task object; ``offer_not_found`` for a type not served."""
-    if not isinstance(task, dict) or not isinstance(task.get("type"), str):
-        raise ValidationFailed([FieldError("task", "missing", "task must be an object with a type")])
-    translate = VENDOR_TYPES.get(task["type"].lower())
+    translate = VENDOR_TYPES.get(task["type"].lower()) if isinstance(task.get("type"), str) else None
     if translate is None:
-        raise OfferNotFound(f"Task type {task['type'][:64]!r} is not served here (docs/protocols.md lists them)")
+        raise OfferNotFound(f"Task type {str(task.get('type'))[:64]!r} is not served here (docs/protocols.md lists "
+                            "them)")
     task_type, fields = translate(task)
     try:
         model = TASK_TYPES[task_type].model.model_validate(fields)
