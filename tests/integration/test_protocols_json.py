@@ -15,10 +15,11 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from cracker.solvers.sandbox import TURNSTILE_DUMMY_TOKEN
+from cracker.solvers.sandbox import HCAPTCHA_TEST_KEYS, RECAPTCHA_V2_TEST_KEY, TURNSTILE_DUMMY_TOKEN
 from tests.conftest import Api, LiveServer, started_server
 from tests.timing import within
 
+HCAPTCHA_KEY = next(iter(HCAPTCHA_TEST_KEYS))
 TURNSTILE = {"websiteURL": "https://example.com/login", "websiteKey": "1x00000000000000000000AA"}
 
 
@@ -187,3 +188,43 @@ async def test_task_numbers_are_unique_per_task_on_both_stores(api: Api) -> None
     assert all(r["errorId"] == 0 for r in results), results
 
 
+
+
+@pytest.mark.parametrize("task", [
+    {"type": "NoCaptchaTaskProxyless", "websiteKey": RECAPTCHA_V2_TEST_KEY},
+    {"type": "ReCaptchaV2TaskProxyLess", "websiteKey": RECAPTCHA_V2_TEST_KEY},
+    {"type": "RecaptchaV2Task", "websiteKey": RECAPTCHA_V2_TEST_KEY, "proxyType": "http",
+     "proxyAddress": "10.0.0.1", "proxyPort": 3128, "proxyLogin": "u", "proxyPassword": "p"},
+    {"type": "HCaptchaTaskProxyless", "websiteKey": HCAPTCHA_KEY},
+])
+def test_recaptcha_and_hcaptcha_spellings_reach_the_sandbox(server: LiveServer, task: dict[str, Any]) -> None:
+    """Protects the vendors' reCAPTCHA and hCaptcha type names and fields (proxy included) mapped
+    to ours: the sandbox's token under gRecaptchaResponse, as Anti-Captcha and CapMonster read it."""
+    _, key = server.new_account("1.00")
+    done = solve(server, key, {"websiteURL": "https://example.com/form", **task})
+    assert done["status"] == "ready", done
+    assert done["solution"]["gRecaptchaResponse"] == done["solution"]["token"] != ""
+    if task["type"].startswith("HCaptcha"):
+        assert done["solution"]["token"] == HCAPTCHA_TEST_KEYS[HCAPTCHA_KEY]
+
+
+def test_a_task_without_a_solver_answers_no_slot(server: LiveServer) -> None:
+    """Protects the answer for a type sold but with nothing to solve it here (a real reCAPTCHA v3 key
+    and no pool attached): ERROR_NO_SLOT_AVAILABLE, nothing held."""
+    _, key = server.new_account("1.00")
+    answer = call(server, "createTask", {"clientKey": key, "task": {
+        "type": "RecaptchaV3TaskProxyless", "websiteURL": "https://example.com", "websiteKey": "6Lreal",
+        "pageAction": "login"}})
+    assert answer["errorCode"] == "ERROR_NO_SLOT_AVAILABLE", answer
+    assert call(server, "getBalance", {"clientKey": key})["balance"] == 1.0
+
+
+def test_a_rejected_task_answers_unsolvable_and_its_hold_comes_back(server: LiveServer) -> None:
+    """Protects getTaskResult for a task that fails (Turnstile's always-failing test key):
+    ERROR_CAPTCHA_UNSOLVABLE with our reason, the held price released."""
+    _, key = server.new_account("1.00")
+    done = solve(server, key, {"type": "TurnstileTaskProxyless", "websiteURL": "https://example.com",
+                               "websiteKey": "2x00000000000000000000AB"})
+    assert (done["errorId"], done["errorCode"]) == (12, "ERROR_CAPTCHA_UNSOLVABLE"), done
+    assert done["errorDescription"]
+    assert call(server, "getBalance", {"clientKey": key})["balance"] == 1.0

@@ -45,14 +45,17 @@ async def authenticate(request: Request, scope: Scope) -> ApiKeyRecord:
     return await authenticate_key(request, api_key_of(request), scope)
 
 
-async def authenticate_key(request: Request, key: str | None, scope: Scope) -> ApiKeyRecord:
-    """``authenticate`` for a key read elsewhere (the vendor protocols send it in the body)."""
+async def authenticate_key(
+    request: Request, key: str | None, scope: Scope, *, missing: str = "x-solvium-auth header missing"
+) -> ApiKeyRecord:
+    """``authenticate`` for a key read elsewhere (the vendor protocols send it in the body);
+    ``missing``: what to tell a request without one."""
     state = request.scope.setdefault("state", {})
     runtime: Runtime = request.app.state.runtime
     addresses: AddressLimiter = request.app.state.address_limiter
     if not key:
         addresses.charge(request.scope)
-        raise MissingApiKey("x-solvium-auth header missing")
+        raise MissingApiKey(missing)
     if addresses.enabled and not runtime.accounts.is_trusted(key):
         addresses.check(request.scope)
     try:

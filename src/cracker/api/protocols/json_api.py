@@ -48,7 +48,9 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         try:
             body = await _body(request)
             key = body.get("clientKey")
-            record = await authenticate_key(request, key if isinstance(key, str) else None, Scope.CLIENT)
+            record = await authenticate_key(
+                request, key if isinstance(key, str) else None, Scope.CLIENT, missing="clientKey missing"
+            )
             answer = await handler(request, record, body)
         except CrackerError as exc:
             answer = _error(vendor_code(exc), describe(exc))

@@ -114,7 +114,7 @@ async def vendor_task(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 async def _key(request: Request, fields: Mapping[str, Any]) -> ApiKeyRecord:
     key = fields.get("key")
-    return await authenticate_key(request, key if isinstance(key, str) else None, Scope.CLIENT)
+    return await authenticate_key(request, key if isinstance(key, str) else None, Scope.CLIENT, missing="key missing")
 
 
 def _runtime(request: Request) -> Runtime:
