@@ -4,6 +4,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # ocr-train too: the training code (torch, from the CPU wheel this machine keeps) has tests.
 bash scripts/bootstrap.sh dev,ocr-train
+# CapMonster Cloud's published client (the protocol tests drive it unchanged) pins exact old releases
+# of pydantic, aiohttp and others that would downgrade ours; without its pins it works with ours
+# (aiohttp comes from the dev extra), so it is installed on its own, without dependencies.
+.venv/bin/python -c "import capmonstercloudclient" 2>/dev/null \
+  || .venv/bin/python -m pip install --quiet --no-deps "capmonstercloudclient==4.3.1"
 # The official JavaScript verifiers some proof-of-work tests run against (skipped without npm).
 if command -v npm >/dev/null 2>&1 && [ ! -d tests/unit/pow/node/node_modules ]; then
   (cd tests/unit/pow/node && npm ci --silent --no-audit --no-fund)

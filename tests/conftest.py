@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -281,9 +282,12 @@ class LiveServer:
 
 
 @contextmanager
-def started_server(tmp: Path, log_level: str = "warning", **env_overrides: str) -> Iterator[LiveServer]:
+def started_server(
+    tmp: Path, log_level: str = "warning", *, tls: tuple[Path, Path] | None = None, **env_overrides: str
+) -> Iterator[LiveServer]:
     """``cracker serve`` as a subprocess on a free port, its own SQLite database under ``tmp``
-    unless the overrides name another, stopped (SIGTERM) on exit; its output in ``log_path``."""
+    unless the overrides name another, stopped (SIGTERM) on exit; its output in ``log_path``.
+    ``tls``: (certificate, key) files to serve HTTPS with (the certificate must name 127.0.0.1)."""
     port = free_port()
     env = {
         **os.environ,
@@ -297,14 +301,16 @@ def started_server(tmp: Path, log_level: str = "warning", **env_overrides: str) 
     log_path = tmp / "server.log"
     with log_path.open("wb") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(
-            [sys.executable, "-m", "cracker", "serve", "--port", str(port), "--log-level", log_level],
+            [sys.executable, "-m", "cracker", "serve", "--port", str(port), "--log-level", log_level,
+             *(("--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])) if tls else ())],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(tls[0])) if tls else True
     deadline = time.monotonic() + within(60)
     while True:
         try:
-            if httpx.get(f"{base_url}/v2/health", timeout=1).status_code == 200:
+            if httpx.get(f"{base_url}/v2/health", timeout=1, verify=verify).status_code == 200:
                 break
         except httpx.TransportError:
             pass

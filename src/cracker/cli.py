@@ -151,12 +151,25 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Ensure a 'demo' account (10.00 USD when new) and print a fresh key")
     ] = False,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain); needs --ssl-keyfile. "
+                                  "2captcha's published client speaks HTTPS only (docs/protocols.md)")
+    ] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="The certificate's PEM private key")] = None,
 ) -> None:
     """Migrate the database and run the API with the built-in solvers in-process."""
     import uvicorn
 
     from cracker.api.app import create_app
 
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        console.print("--ssl-certfile and --ssl-keyfile go together")
+        raise typer.Exit(2)
+    for path in (ssl_certfile, ssl_keyfile):
+        if path is not None and not path.is_file():
+            console.print(f"no such file: {path}")
+            raise typer.Exit(2)
+    scheme = "https" if ssl_certfile else "http"
     settings = Settings()
     try:
         configure_logging(log_format.value if log_format else settings.log_format, log_level)
@@ -169,14 +182,15 @@ def serve(
         console.print(f"demo account {'created with 10.00 USD' if created else 'exists'}; new key below")
         _print_key(issued, False)
         console.print(
-            f"try: curl -H 'x-solvium-auth: {issued.api_key}' http://{host}:{port}/v2/balance"
+            f"try: curl -H 'x-solvium-auth: {issued.api_key}' {scheme}://{host}:{port}/v2/balance"
         )
-    serve_log.info("Cracker on http://%s:%d (database: %s)", host, port, settings.database_url)
+    serve_log.info("Cracker on %s://%s:%d (database: %s)", scheme, host, port, settings.database_url)
     # log_config=None: uvicorn's loggers keep the handler configure_logging gave the root (JSON
     # lines); its access log is off, as the app writes its own (with request id, account, route).
     config = uvicorn.Config(
         create_app(settings, run_migrations=False, access_log=access_log), host=host, port=port,
         log_level=log_level, log_config=None, proxy_headers=False, server_header=False, access_log=False,
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None, ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )
     server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again under the

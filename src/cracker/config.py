@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     #: Base of every error's ``doc_url``; empty means "this server, as the request reached it".
     docs_base_url: str = ""
+    #: Where the captcha-vendor protocols (docs/protocols.md) are served besides the root, e.g.
+    #: ``/compat``; empty: at the root only.
+    protocol_prefix: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
     #: Requests per second per account, all its keys together (token bucket refill), for the whole
     #: service; 0 turns rate limiting off. Buckets live in each API process's memory: each process
     #: enforces its share, ``1 / api_processes`` of this rate and burst (docs/operations.md).

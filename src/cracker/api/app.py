@@ -15,6 +15,7 @@ from cracker.api.errors import install_error_handlers
 from cracker.api.fast_paths import fast_paths
 from cracker.api.middleware import RequestContextMiddleware
 from cracker.api.openapi import build_openapi
+from cracker.api.protocols import json_api, twocaptcha
 from cracker.api.ratelimit import RateLimiter
 from cracker.api.routes import account, admin, catalogue, legacy_v1, metrics, tasks, workers
 from cracker.config import Settings
@@ -70,6 +71,9 @@ def create_app(
     install_error_handlers(app)
     for module in (tasks, account, catalogue, metrics, legacy_v1, workers, admin):
         app.include_router(module.router)
+    for prefix in dict.fromkeys(("", settings.protocol_prefix)):
+        app.include_router(json_api.router(prefix))
+        app.include_router(twocaptcha.router(prefix))
     install_dashboard(app)
 
     def openapi() -> dict[str, Any]:

@@ -43,12 +43,20 @@ async def authenticate(request: Request, scope: Scope) -> ApiKeyRecord:
     if done is not None and done[1] is scope:
         # The create fast path authenticated this request (and took its token), then handed it on.
         return done[0]
+    return await authenticate_key(request, api_key_of(request), scope)
+
+
+async def authenticate_key(
+    request: Request, key: str | None, scope: Scope, *, missing: str = "x-solvium-auth header missing"
+) -> ApiKeyRecord:
+    """``authenticate`` for a key read elsewhere (the vendor protocols send it in the body);
+    ``missing``: what to tell a request without one."""
+    state = request.scope.setdefault("state", {})
     runtime: Runtime = request.app.state.runtime
     addresses: AddressLimiter = request.app.state.address_limiter
-    key = api_key_of(request)
     if not key:
         addresses.charge(request.scope)
-        raise MissingApiKey("x-solvium-auth header missing")
+        raise MissingApiKey(missing)
     if addresses.enabled and not runtime.accounts.is_trusted(key):
         addresses.check(request.scope)
     try:

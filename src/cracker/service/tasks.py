@@ -41,6 +41,7 @@ from cracker.store import (
     batches,
     idempotency,
     retention,
+    task_numbers,
 )
 
 #: How long an Idempotency-Key names its task.
@@ -269,6 +270,23 @@ class TaskService:
             await self.reject(task_id, "cancelled", "Cancelled by the client")
             view = await self.get(account_id, task_id)
         return view
+
+    async def number_of(self, task_id: str) -> int:
+        """The task's number (the integer id the captcha-vendor protocols hand out)."""
+        number = await self._store.read(lambda r: task_numbers.number_of(r, task_id))
+        if number is None:
+            raise NotFound(f"No task {task_id}")
+        return number
+
+    async def id_of_number(self, account_id: str, number: int) -> str:
+        """The id of the account's task of that number; ``not_found`` for any other number."""
+        # Beyond a BIGINT the database would refuse the bind: no task has such a number.
+        task_id = None if not 0 < number < 2**63 else await self._store.read(
+            lambda r: task_numbers.id_of(r, account_id, number)
+        )
+        if task_id is None:
+            raise NotFound(f"No task {number}")
+        return task_id
 
     async def get(self, account_id: str, task_id: str) -> TaskView:
         task = await self._store.get_task_view(task_id)

@@ -95,6 +95,9 @@ tasks = Table(
     Column("callback_url", Text, nullable=True),
     # True when no built-in solver accepts the task: only an attached worker pool may lease it.
     Column("pool_only", Boolean, nullable=False, server_default=false()),
+    # The task's number for the captcha-vendor protocols, whose clients parse integer task ids
+    # (docs/protocols.md): assigned once at insert, never changed, unique; the UUID stays the id.
+    Column("number", BigInteger, nullable=True),
 )
 # Live tasks by status and type: the metrics' queue depths, the claim's running counts per type.
 Index("ix_tasks_claim", tasks.c.status, tasks.c.type, tasks.c.created_at)
@@ -109,6 +112,8 @@ Index(
 
 # The dashboard's last-day figures read only the last day's tasks (0008).
 Index("ix_tasks_created", tasks.c.created_at)
+# The protocols look a task up by its number (0011).
+Index("ix_tasks_number", tasks.c.number, unique=True)
 
 ledger = Table(
     "ledger",

@@ -25,6 +25,16 @@ from cracker.store.units import LIVE, Writer
 _PENDING, _RUNNING = TaskStatus.PENDING.value, TaskStatus.RUNNING.value
 
 _INSERT_TASK = insert(tasks).returning(tasks)
+# SQLite has no sequences: the next number is one past the highest (one writer, so no race), and
+# never below the creation time in milliseconds, so numbers freed by the retention purge of the
+# newest tasks are not handed out again (a client's old number never names another task).
+# PostgreSQL's column defaults to a sequence instead (0011).
+_INSERT_NUMBERED_TASK = (
+    insert(tasks)
+    .values(number=select(func.max(func.coalesce(func.max(tasks.c.number), 0) + 1, bindparam("p_floor")))
+            .scalar_subquery())
+    .returning(tasks)
+)
 
 
 # The fair claim's candidates, one statement: the accounts that have pending tasks, one index
@@ -109,8 +119,10 @@ _FINISH = {
 def create(tx: Writer, new: NewTask) -> Task | None:
     if not tx.hold(new.account_id, new.task_id, new.price, new.created_at):
         return None
-    row = tx.conn.execute(_INSERT_TASK, {
-        "id": new.task_id, "account_id": new.account_id, "type": new.type, "status": _PENDING,
+    sqlite = tx.conn.dialect.name == "sqlite"
+    values: dict[str, Any] = {"p_floor": int(new.created_at * 1000)} if sqlite else {}
+    row = tx.conn.execute(_INSERT_NUMBERED_TASK if sqlite else _INSERT_TASK, {
+        **values, "id": new.task_id, "account_id": new.account_id, "type": new.type, "status": _PENDING,
         "params": dumps(new.params), "price": new.price, "created_at": new.created_at,
         "deadline_at": new.deadline_at, "attempts": 0, "callback_url": new.callback_url,
         "pool_only": new.pool_only,
