@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Integer, and_, cast, delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from cracker.domain.accounts import Scope
-from cracker.domain.dashboard import AccountRow, BucketCount, DashboardSession, LedgerRow, TaskRow
-from cracker.store.schema import accounts, api_keys, dashboard_sessions, ledger, tasks
+from cracker.domain.dashboard import AccountRow, BucketCount, DashboardSession, LedgerRow, QueuePeak, TaskRow
+from cracker.store.schema import accounts, api_keys, dashboard_sessions, ledger, queue_samples, tasks
 from cracker.store.units import Reader, Writer
 
 # --- sessions -------------------------------------------------------------------------------
@@ -109,9 +110,9 @@ def task_rows(r: Reader, account_id: str, task_ids: list[str]) -> list[TaskRow]:
     return [TaskRow(*row) for row in r.conn.execute(query)]
 
 
-def _bucket(r: Reader, bucket_s: int) -> ColumnElement[Any]:
+def _bucket(r: Reader, bucket_s: int, column: ColumnElement[Any] = tasks.c.created_at) -> ColumnElement[Any]:
     # Whole buckets since the epoch: CAST truncates on SQLite but rounds on PostgreSQL.
-    scaled = tasks.c.created_at / bucket_s
+    scaled = column / bucket_s
     floored = func.floor(scaled) if r.conn.dialect.name == "postgresql" else scaled
     return cast(floored, Integer) * bucket_s
 
@@ -159,3 +160,37 @@ def account_rows(r: Reader, *, search: str | None, limit: int) -> list[AccountRo
         query = query.where((accounts.c.id == search) | accounts.c.name.startswith(search, autoescape=True))
     query = query.order_by(accounts.c.created_at.desc()).limit(limit)
     return [AccountRow(*row) for row in r.conn.execute(query)]
+
+
+def insert_queue_samples(tx: Writer, sampled_at: float, depths: dict[tuple[str, str], int]) -> int:
+    """One row per type of ``depths`` ((type, status) -> live tasks) for the slot ``sampled_at``;
+    a (slot, type) another process sampled first is left as it is. Returns the rows written."""
+    per_type: dict[str, dict[str, int]] = {}
+    for (task_type, status), n in depths.items():
+        per_type.setdefault(task_type, {"pending": 0, "running": 0})[status] = n
+    if not per_type:
+        return 0
+    rows = [{"sampled_at": sampled_at, "type": t, "pending": c.get("pending", 0), "running": c.get("running", 0)}
+            for t, c in sorted(per_type.items())]
+    # ON CONFLICT DO NOTHING: several API processes sample the same slot; one row per (slot, type).
+    dialect = postgresql if tx.conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(queue_samples).values(rows).on_conflict_do_nothing(
+        index_elements=[queue_samples.c.sampled_at, queue_samples.c.type]
+    )
+    return int(tx.conn.execute(statement).rowcount)
+
+
+def queue_peaks(r: Reader, since: float, bucket_s: int) -> list[QueuePeak]:
+    """Per (bucket, type), the most tasks queued and running over the samples since ``since``
+    (the primary key's range)."""
+    bucket = _bucket(r, bucket_s, queue_samples.c.sampled_at).label("bucket")
+    query = (
+        select(bucket, queue_samples.c.type, func.max(queue_samples.c.pending), func.max(queue_samples.c.running))
+        .where(queue_samples.c.sampled_at >= since)
+        .group_by(bucket, queue_samples.c.type)
+    )
+    return [QueuePeak(float(row[0]), row[1], int(row[2]), int(row[3])) for row in r.conn.execute(query)]
+
+
+def purge_queue_samples(tx: Writer, before: float) -> int:
+    return int(tx.conn.execute(delete(queue_samples).where(queue_samples.c.sampled_at < before)).rowcount)

@@ -293,3 +293,14 @@ dashboard_sessions = Table(
     Column("expires_at", Float, nullable=False),
 )
 Index("ix_dashboard_sessions_expires", dashboard_sessions.c.expires_at)
+
+queue_samples = Table(
+    "queue_samples",
+    metadata,
+    # The start of the sampling slot (a multiple of the sampling interval): every API process may
+    # sample, the first row of a (slot, type) wins and the others' inserts do nothing.
+    Column("sampled_at", Float, primary_key=True),
+    Column("type", String(64), primary_key=True),
+    Column("pending", Integer, nullable=False),
+    Column("running", Integer, nullable=False),
+)

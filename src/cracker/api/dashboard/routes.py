@@ -359,6 +359,8 @@ async def _operator_page(request: Request, session: DashboardSession, status_cod
     accounts = await runtime.dashboard.accounts(search=search)
     offers = await runtime.offers.list(enabled_only=False)
     charts = [
+        bar_chart("op-queued", "Most tasks queued per hour by type, last 24 h (sampled)", overview.queued),
+        bar_chart("op-running", "Most tasks running per hour by type, last 24 h (sampled)", overview.running),
         bar_chart("op-solved", "Solved tasks per hour by type, last 24 h", overview.solved),
         bar_chart("op-rejected", "Rejected tasks per hour by type, last 24 h", overview.rejected),
         bar_chart("op-p95", "p95 latency per hour by type, last 24 h (s)", overview.p95, fmt=lambda v: f"{v:.2f}"),

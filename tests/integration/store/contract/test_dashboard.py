@@ -100,3 +100,28 @@ async def test_the_operator_reads_errors_latencies_and_accounts(store: Store) ->
     found = await store.read(lambda r: sql.account_rows(r, search=account, limit=10))
     assert [row.id for row in found] == [account]
     assert await store.read(lambda r: sql.account_rows(r, search="no_such%", limit=10)) == []
+
+
+async def test_queue_samples_keep_one_row_per_slot_and_type_and_are_purged(store: Store) -> None:
+    """Two processes sampling the same slot write one row per type (the first wins, the second's
+    insert does nothing: no sample counted twice); the hourly peaks take the most of each hour's
+    samples on both databases; the purge deletes only samples older than its cut-off."""
+    hour = (int(time.time()) // 3600 - 2) * 3600.0
+    first = {("a", "pending"): 5, ("a", "running"): 2, ("b", "running"): 1}
+    assert await store.write(lambda tx: sql.insert_queue_samples(tx, hour, first)) == 2
+    again = {("a", "pending"): 50, ("a", "running"): 20, ("c", "pending"): 3}
+    assert await store.write(lambda tx: sql.insert_queue_samples(tx, hour, again)) == 1  # only c is new
+    assert await store.write(lambda tx: sql.insert_queue_samples(tx, hour + 60, {("a", "pending"): 7})) == 1
+    assert await store.write(lambda tx: sql.insert_queue_samples(tx, hour + 3600, {("a", "running"): 4})) == 1
+    assert await store.write(lambda tx: sql.insert_queue_samples(tx, hour + 3600, {})) == 0
+
+    peaks = await store.read(lambda r: sql.queue_peaks(r, hour, 3600))
+    assert {(p.bucket, p.type): (p.pending, p.running) for p in peaks} == {
+        (hour, "a"): (7, 2), (hour, "b"): (0, 1), (hour, "c"): (3, 0), (hour + 3600, "a"): (0, 4),
+    }
+    later = await store.read(lambda r: sql.queue_peaks(r, hour + 3600, 3600))
+    assert [(p.bucket, p.type) for p in later] == [(hour + 3600, "a")]
+
+    assert await store.write(lambda tx: sql.purge_queue_samples(tx, hour + 3600)) == 4
+    left = await store.read(lambda r: sql.queue_peaks(r, 0, 3600))
+    assert [(p.bucket, p.type, p.running) for p in left] == [(hour + 3600, "a", 4)]
