@@ -40,11 +40,15 @@ def install_dashboard(app: FastAPI) -> None:
 
     async def redoc() -> HTMLResponse:
         # with_google_fonts=False: FastAPI's page would otherwise load its fonts from Google.
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} API reference",
             redoc_js_url=f"{_REDOC}/redoc.standalone.js", redoc_favicon_url=f"{_SWAGGER}/favicon-32x32.png",
             with_google_fonts=False,
         )
+        # ReDoc's sidebar credit loads its logo from cdn.redoc.ly, with no option to turn it off:
+        # the browser may load images from here only (the logo then hides itself, on its error).
+        page.headers["content-security-policy"] = "img-src 'self' data:"
+        return page
 
     app.add_api_route("/redoc", redoc, methods=["GET"], include_in_schema=False)
 
