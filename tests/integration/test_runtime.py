@@ -73,7 +73,8 @@ async def test_a_worker_process_purges_finished_tasks_past_retention(tmp_path: P
 
 async def test_api_processes_sample_the_queue_and_workers_do_not(tmp_path: Path) -> None:
     """An API process samples what is queued per type every interval into the queue samples (the
-    operator's charts); a worker process runs no sampler; retention purges with its own setting."""
+    operator's charts); a worker process runs no sampler; retention purges the samples past their
+    own retention setting and keeps the newer ones."""
     settings = make_settings(tmp_path, queue_sample_interval_s=0.1, queue_sample_retention_s=4321.0)
     await asyncio.to_thread(migrate, settings.database_url)
     store = open_store(settings.database_url)
@@ -104,6 +105,11 @@ async def test_api_processes_sample_the_queue_and_workers_do_not(tmp_path: Path)
                     break
                 await asyncio.sleep(0.05)
             assert [(p.type, p.pending, p.running) for p in peaks] == [("turnstile", 1, 0)]
+            old_slot = now - 10_000  # past the 4321 s retention
+            await store.write(lambda tx: dashboard_sql.insert_queue_samples(tx, old_slot, {("old", "pending"): 1}))
+            await retention.run_once()
+            kept = await store.read(lambda r: dashboard_sql.queue_peaks(r, 0, 3600))
+            assert {p.type for p in kept} == {"turnstile"}
         finally:
             await runtime.stop()
     finally:
