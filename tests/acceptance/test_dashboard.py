@@ -346,6 +346,67 @@ def test_pages_pass_the_accessibility_scan_and_fit_a_phone(pages: Pages, server:
     assert outline not in ("none", "")
 
 
+def _http_session(server: LiveServer, key: str) -> httpx.Client:
+    client = httpx.Client(base_url=server.base_url)
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/dashboard/login").text)
+    assert token is not None
+    assert client.post("/dashboard/login", data={"csrf": token.group(1), "api_key": key}).status_code == 303
+    return client
+
+
+def _add_accounts(server: LiveServer, count: int) -> None:
+    async def write() -> None:
+        store = open_store(server.env["CRACKER_DATABASE_URL"])
+        at = time.time()
+        try:
+            await store.write(lambda tx: [tx.insert_account(f"paged-{i:04d}", "paged", at) for i in range(count)])
+        finally:
+            await store.close()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, write()).result()
+
+
+# The pages are the same whichever store is below (the keyset is checked on both in the store's
+# contract tests): one run is enough.
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+def test_task_list_and_accounts_page_past_the_newest_200(server: LiveServer) -> None:
+    """Beyond its 200 newest rows the task list links to the older ones, filters kept, and the pages
+    together hold each of the account's tasks once (its live JSON twin serves the same page); a
+    malformed cursor shows the first page; the operator's accounts list pages the same way."""
+    _, key = server.new_account("1.00")
+    ids: list[str] = []
+    for _ in range(3):
+        batch = httpx.post(f"{server.base_url}/v2/tasks/batch", headers={"x-solvium-auth": key},
+                           json={"tasks": [{"type": "turnstile", **TURNSTILE}] * 100}, timeout=30)
+        assert batch.status_code == 200, batch.text
+        ids += [item["task"]["task_id"] for item in batch.json()["results"]]
+    row_id = re.compile(r'<tr data-id="([^"]+)"')
+    with contextlib.closing(_http_session(server, key)) as client:
+        first = client.get("/dashboard/tasks", params={"type": "turnstile"})
+        older = re.search(r'href="(\?[^"]+)" id="older-tasks"', first.text)
+        assert older is not None and "type=turnstile" in older.group(1)
+        second = client.get("/dashboard/tasks" + older.group(1).replace("&amp;", "&"))
+        assert 'id="older-tasks"' not in second.text and "Newest tasks" in second.text
+        pages = [row_id.findall(first.text), row_id.findall(second.text)]
+        assert [len(p) for p in pages] == [200, 100]
+        assert sorted(pages[0] + pages[1]) == sorted(ids)
+        live = client.get("/dashboard/api/tasks" + older.group(1).replace("&amp;", "&")).json()["tasks"]
+        assert [t["id"] for t in live] == pages[1]
+        for bad in ({"before_at": "nan", "before_id": "x"}, {"before_at": "soon", "before_id": "x"}):
+            assert row_id.findall(client.get("/dashboard/tasks", params=bad).text) == pages[0]
+
+    _add_accounts(server, 210)
+    with contextlib.closing(_http_session(server, _admin_key(server))) as client:
+        first = client.get("/dashboard/operator")
+        older = re.search(r'href="(\?[^"]+)" id="older-accounts"', first.text)
+        assert older is not None
+        second = client.get("/dashboard/operator" + older.group(1).replace("&amp;", "&"))
+        account_id = re.compile(r'<tr data-account="([^"]+)"')
+        listed = account_id.findall(first.text) + account_id.findall(second.text)
+        assert len(listed) == len(set(listed)) and {f"paged-{i:04d}" for i in range(210)} <= set(listed)
+
+
 def test_failed_sign_ins_are_rate_limited_per_address(tmp_path: Path) -> None:
     """After the burst of failed sign-ins an address is refused (429 with Retry-After) even with a
     right key, until its bucket refills; successful sign-ins cost nothing."""

@@ -135,9 +135,12 @@ class DashboardService:
     async def tasks(
         self, account_id: str, *, task_type: str | None = None, status: str | None = None,
         since: float | None = None, until: float | None = None, limit: int = PAGE_LIMIT,
+        before: tuple[float, str] | None = None,
     ) -> list[TaskRow]:
+        """A page of the account's tasks, newest first; ``before``: (created at, id) of the last row
+        of the previous page."""
         return await self._store.read(lambda r: sql.tasks_page(
-            r, account_id, task_type=task_type, status=status, since=since, until=until, limit=limit
+            r, account_id, task_type=task_type, status=status, since=since, until=until, limit=limit, before=before
         ))
 
     async def task_rows(self, account_id: str, task_ids: Sequence[str]) -> list[TaskRow]:
@@ -253,8 +256,11 @@ class DashboardService:
         before = now() - retention_s
         return await self._store.write(lambda tx: sql.purge_queue_samples(tx, before))
 
-    async def accounts(self, *, search: str | None = None, limit: int = PAGE_LIMIT) -> list[AccountRow]:
-        return await self._store.read(lambda r: sql.account_rows(r, search=search, limit=limit))
+    async def accounts(
+        self, *, search: str | None = None, limit: int = PAGE_LIMIT, before: tuple[float, str] | None = None
+    ) -> list[AccountRow]:
+        """A page of accounts, newest first; ``before``: (created at, id) of the previous page's last."""
+        return await self._store.read(lambda r: sql.account_rows(r, search=search, limit=limit, before=before))
 
     async def top_up(self, account_id: str, amount: int, reason: str) -> Balance:
         """Credit the account; the reason is kept on its ledger row."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, delete, func, insert, select
+from sqlalchemy import Integer, and_, cast, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -84,12 +84,21 @@ _TASK_COLUMNS = (
 )
 
 
+def _older_than(created_at: Any, row_id: Any, before: tuple[float, str]) -> ColumnElement[bool]:
+    """Rows after ``before`` (created at, id) in newest-first order: the next page's keyset."""
+    at, before_id = before
+    return or_(created_at < at, and_(created_at == at, row_id < before_id))
+
+
 def tasks_page(
     r: Reader, account_id: str, *, task_type: str | None, status: str | None, since: float | None,
-    until: float | None, limit: int,
+    until: float | None, limit: int, before: tuple[float, str] | None = None,
 ) -> list[TaskRow]:
-    """The account's tasks, newest first, filtered (``ix_tasks_account``)."""
+    """The account's tasks, newest first (ties by id), filtered, from after ``before`` (the last
+    row of the previous page) when given (``ix_tasks_account``)."""
     conditions: list[ColumnElement[bool]] = [tasks.c.account_id == account_id]
+    if before is not None:
+        conditions.append(_older_than(tasks.c.created_at, tasks.c.id, before))
     if task_type:
         conditions.append(tasks.c.type == task_type)
     if status:
@@ -98,7 +107,10 @@ def tasks_page(
         conditions.append(tasks.c.created_at >= since)
     if until is not None:
         conditions.append(tasks.c.created_at < until)
-    query = select(*_TASK_COLUMNS).where(and_(*conditions)).order_by(tasks.c.created_at.desc()).limit(limit)
+    query = (
+        select(*_TASK_COLUMNS).where(and_(*conditions)).order_by(tasks.c.created_at.desc(), tasks.c.id.desc())
+        .limit(limit)
+    )
     return [TaskRow(*row) for row in r.conn.execute(query)]
 
 
@@ -153,12 +165,17 @@ def recent_latencies(r: Reader, since: float, limit: int) -> list[tuple[str, flo
     return [(row[0], float(row[1]), float(row[2])) for row in r.conn.execute(query)]
 
 
-def account_rows(r: Reader, *, search: str | None, limit: int) -> list[AccountRow]:
-    """Accounts, newest first; ``search`` matches a name's start or an id exactly."""
+def account_rows(
+    r: Reader, *, search: str | None, limit: int, before: tuple[float, str] | None = None
+) -> list[AccountRow]:
+    """Accounts, newest first (ties by id), from after ``before`` (the last row of the previous
+    page) when given; ``search`` matches a name's start or an id exactly."""
     query = select(accounts.c.id, accounts.c.name, accounts.c.available, accounts.c.held, accounts.c.created_at)
     if search:
         query = query.where((accounts.c.id == search) | accounts.c.name.startswith(search, autoescape=True))
-    query = query.order_by(accounts.c.created_at.desc()).limit(limit)
+    if before is not None:
+        query = query.where(_older_than(accounts.c.created_at, accounts.c.id, before))
+    query = query.order_by(accounts.c.created_at.desc(), accounts.c.id.desc()).limit(limit)
     return [AccountRow(*row) for row in r.conn.execute(query)]
 
 
