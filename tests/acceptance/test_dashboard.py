@@ -1,5 +1,5 @@
-"""The web dashboard and /docs in a real browser (Debian's Chromium, driven by Playwright) against the
-real server, on SQLite and on PostgreSQL.
+"""The web dashboard, /docs and /redoc in a real browser (Debian's Chromium, driven by Playwright)
+against the real server, on SQLite and on PostgreSQL.
 
 Screenshots of every main page land in ``test-artifacts/dashboard/`` (gitignored) for a person to look
 at; the README shows the copies under docs/images/. Every page a test opened through the ``pages``
