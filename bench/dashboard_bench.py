@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, text
 
 from cracker.domain.accounts import Scope
 from cracker.service.dashboard import DashboardService
+from cracker.store import dashboard as dashboard_sql
 from cracker.store import open_store
 from cracker.store.migrate import migrate
 
@@ -35,6 +36,8 @@ WINDOW = 7 * DAY
 BIG = "big-account"
 TYPES = ("turnstile", "pow-sha256", "image-to-text", "recaptcha-v2")
 ERRORS = ("unsolvable", "solve_timeout", "worker_lost")
+#: Queue samples: one a minute per type over the window.
+SAMPLES = int(WINDOW // 60) * len(TYPES)
 
 
 def _fill_sql(dialect: str, n: int, now: float) -> list[str]:
@@ -47,6 +50,8 @@ def _fill_sql(dialect: str, n: int, now: float) -> list[str]:
         accounts_series = "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < 999) "
         accounts_src = "s"
         false = "0"
+        samples_series = f"WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {SAMPLES - 1}) "
+        samples_src = "s"
     else:
         series = ""
         src = f"generate_series(0, {n - 1}) AS s(i)"
@@ -55,6 +60,8 @@ def _fill_sql(dialect: str, n: int, now: float) -> list[str]:
         accounts_series = ""
         accounts_src = "generate_series(0, 999) AS s(i)"
         false = "false"
+        samples_series = ""
+        samples_src = f"generate_series(0, {SAMPLES - 1}) AS s(i)"
     created = f"({now} - (i * {WINDOW} / {n}))"
     types = "CASE i % 4 " + " ".join(f"WHEN {k} THEN '{t}'" for k, t in enumerate(TYPES)) + " END"
     rejected = "(i % 7 = 3)"  # independent of the big account's i % 5: it has its share
@@ -76,6 +83,9 @@ def _fill_sql(dialect: str, n: int, now: float) -> list[str]:
         f"CASE WHEN {rejected} THEN 9 ELSE 0 END, -9, {created} + 1 FROM {src}",
         f"INSERT INTO api_keys (id, account_id, key_hash, prefix, scope, created_at) "
         f"VALUES ('bench-key', '{BIG}', '{'0' * 64}', 'ck_bench', 'client', {now})",
+        # A minute's queue samples of every type over the 7 days (their default retention).
+        f"{samples_series}INSERT INTO queue_samples (sampled_at, type, pending, running) "
+        f"SELECT {now // 60 * 60} - (i / {len(TYPES)}) * 60, {types}, i % 50, i % 8 FROM {samples_src}",
     ]
 
 
@@ -103,6 +113,10 @@ async def _measure(url: str, label: str) -> None:
     assert record is not None and record.scope is Scope.CLIENT
     session = await service.sign_in(record)
     depths = {("turnstile", "pending"): 3, ("turnstile", "running"): 2}
+    newest = await service.tasks(BIG)
+    task_cursor = (newest[-1].created_at, newest[-1].id)
+    accounts = await service.accounts()
+    account_cursor = (accounts[-1].created_at, accounts[-1].id)
     rows: list[tuple[str, Callable[[], Awaitable[Any]], str]] = [
         ("session lookup (every page)", lambda: service.session(session.token),
          "SELECT token_hash FROM dashboard_sessions LIMIT 1"),
@@ -125,6 +139,13 @@ async def _measure(url: str, label: str) -> None:
         ("big account: ledger page, top-ups only (none)", lambda: service.ledger(BIG, kind="topup"),
          f"SELECT count(*) FROM ledger WHERE account_id = '{BIG}'"),
         ("accounts list (200 newest)", lambda: service.accounts(), "SELECT id FROM accounts WHERE id = 'acct-1'"),
+        ("big account: task page 2 (keyset after the 200 newest)", lambda: service.tasks(BIG, before=task_cursor),
+         "SELECT id FROM tasks WHERE id = 't00000000'"),
+        ("accounts list, page 2 (keyset)", lambda: service.accounts(before=account_cursor),
+         "SELECT id FROM accounts WHERE id = 'acct-1'"),
+        (f"queue samples: hourly peaks, 24 h ({SAMPLES // 7:,} of {SAMPLES:,} samples)",
+         lambda: store.read(lambda r: dashboard_sql.queue_peaks(r, since_day, 3600)),
+         f"SELECT count(*) FROM queue_samples WHERE sampled_at >= {since_day}"),
     ]
     print(f"\n{label}: dashboard reads, median of 5, warm")
     print("| read | ours (ms) | ceiling (ms) | ratio | ceiling statement |\n|---|---|---|---|---|")

@@ -62,6 +62,7 @@ key=$("$cracker" accounts create --name smoke --balance 1.00 --json \
 import sys, urllib.request
 base = sys.argv[1]
 for path, needle in (("/dashboard/login", b"API key"), ("/docs", b"swagger-ui-bundle.js"),
+                     ("/redoc", b"redoc.standalone.js"), ("/dashboard/static/redoc/redoc.standalone.js", b"Redoc"),
                      ("/dashboard/static/swagger-ui/swagger-ui-bundle.js", b"SwaggerUIBundle"),
                      ("/dashboard/static/dashboard.css", b"--accent")):
     with urllib.request.urlopen(base + path, timeout=10) as response:

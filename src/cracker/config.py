@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     address_rate_limit_per_s: float = Field(default=5.0, ge=0)
     #: How long a dashboard sign-in lasts (the session's cookie and its row).
     dashboard_session_ttl_s: float = Field(default=8 * 3600.0, gt=0)
+    #: How often each API process samples the queue (queued and running tasks per type) for the
+    #: operator's charts; 0 samples nothing. One row per (slot, type) whichever process writes it.
+    queue_sample_interval_s: float = Field(default=60.0, ge=0)
+    #: Queue samples are deleted this long after they were taken; 0 keeps them.
+    queue_sample_retention_s: float = Field(default=7 * 24 * 3600.0, ge=0)
     #: Failed dashboard sign-ins per second one client address may make (token bucket refill).
     dashboard_signin_rate_per_s: float = Field(default=0.2, ge=0)
     #: ... and the burst of failures it may make at once.

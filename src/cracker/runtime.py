@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from cracker.config import Settings, callback_policy, refund_policy
 from cracker.domain.clock import Clock, now
-from cracker.jobs import PeriodicJob, Reaper, Retention, WebhookDispatcher
+from cracker.jobs import PeriodicJob, QueueSampler, Reaper, Retention, WebhookDispatcher
 from cracker.metrics import Metrics
 from cracker.service.accounts import AccountService
 from cracker.service.capacity import LiveCapacity
@@ -39,7 +39,7 @@ log = logging.getLogger("cracker")
 
 class ProcessKind(StrEnum):
     #: ``cracker serve``: the HTTP API, an in-process worker when ``in_process_workers`` is set,
-    #: and every background job (webhooks are sent from API processes only).
+    #: and every background job (webhooks are sent and queues sampled from API processes only).
     API = "api"
     #: ``cracker worker``: the built-in solvers against the shared database, with the reaper and
     #: retention, so that a dead worker's leases come back even while no API process runs.
@@ -181,8 +181,12 @@ async def build_runtime(
         Retention(
             tasks, worker_service, retention_s=settings.task_retention_s, first_after_s=settings.reaper_interval_s,
             reports=reports, report_retention_s=settings.report_retention_s,
+            dashboard=runtime.dashboard, queue_sample_retention_s=settings.queue_sample_retention_s,
         ),
     ]
+    if kind is ProcessKind.API and settings.queue_sample_interval_s > 0:
+        # The operator's queue charts; API processes only (a worker-only deployment has no dashboard).
+        runtime.jobs.append(QueueSampler(runtime.dashboard, interval_s=settings.queue_sample_interval_s))
     for job in runtime.jobs:
         job.start()
     if kind is ProcessKind.API:

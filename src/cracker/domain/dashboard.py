@@ -68,3 +68,14 @@ class AccountRow:
     available: int
     held: int
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePeak:
+    """The most tasks of a type queued and running in one time bucket (start, epoch seconds), over
+    the samples taken in it."""
+
+    bucket: float
+    type: str
+    pending: int
+    running: int

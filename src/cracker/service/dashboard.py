@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from cracker.domain.accounts import ApiKeyRecord, Balance
 from cracker.domain.clock import now
-from cracker.domain.dashboard import AccountRow, BucketCount, DashboardSession, LedgerRow, TaskRow
+from cracker.domain.dashboard import AccountRow, BucketCount, DashboardSession, LedgerRow, QueuePeak, TaskRow
 from cracker.domain.errors import NotFound
 from cracker.domain.workers import WorkerInfo
 from cracker.store import Reader, Store, Writer, leases
@@ -76,6 +76,9 @@ class OperatorOverview:
     p95: Series
     errors: list[tuple[str, int]]
     workers: list[WorkerInfo]
+    #: Per hour, from the queue samples: the most tasks queued, and running, per type.
+    queued: Series = field(default_factory=lambda: Series([], {}))
+    running: Series = field(default_factory=lambda: Series([], {}))
     window_s: int = field(default=86_400)
 
 
@@ -132,9 +135,12 @@ class DashboardService:
     async def tasks(
         self, account_id: str, *, task_type: str | None = None, status: str | None = None,
         since: float | None = None, until: float | None = None, limit: int = PAGE_LIMIT,
+        before: tuple[float, str] | None = None,
     ) -> list[TaskRow]:
+        """A page of the account's tasks, newest first; ``before``: (created at, id) of the last row
+        of the previous page."""
         return await self._store.read(lambda r: sql.tasks_page(
-            r, account_id, task_type=task_type, status=status, since=since, until=until, limit=limit
+            r, account_id, task_type=task_type, status=status, since=since, until=until, limit=limit, before=before
         ))
 
     async def task_rows(self, account_id: str, task_ids: Sequence[str]) -> list[TaskRow]:
@@ -172,11 +178,13 @@ class DashboardService:
         until = now()
         since = until - window_s
 
-        def read(r: Reader) -> tuple[list[BucketCount], list[tuple[str, float, float]], list[WorkerInfo]]:
+        def read(r: Reader) -> tuple[
+            list[BucketCount], list[tuple[str, float, float]], list[WorkerInfo], list[QueuePeak]
+        ]:
             return (sql.bucket_counts(r, since, bucket_s), sql.recent_latencies(r, since, LATENCY_SAMPLE),
-                    leases.live_workers(r, until))
+                    leases.live_workers(r, until), sql.queue_peaks(r, since, bucket_s))
 
-        counts, latencies, workers = await self._store.read(read)
+        counts, latencies, workers, peaks = await self._store.read(read)
         error_counts: dict[str, int] = defaultdict(int)
         stats: dict[str, TypeStats] = {}
         for (task_type, status), n in queue_depths.items():
@@ -216,14 +224,43 @@ class DashboardService:
             i = index.get(float(bucket))
             if i is not None:
                 p95[task_type][i] = _percentile(sorted(values), 0.95) or 0.0
+        queued: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(buckets))
+        running: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(buckets))
+        for peak in peaks:
+            i = index.get(peak.bucket)
+            if i is not None:
+                queued[peak.type][i] = float(peak.pending)
+                running[peak.type][i] = float(peak.running)
         return OperatorOverview(
             types=sorted(stats.values(), key=lambda s: s.type),
             solved=Series(buckets, dict(solved)), rejected=Series(buckets, dict(rejected)),
             p95=Series(buckets, dict(p95)), errors=errors, workers=workers, window_s=window_s,
+            queued=Series(buckets, dict(queued)), running=Series(buckets, dict(running)),
         )
 
-    async def accounts(self, *, search: str | None = None, limit: int = PAGE_LIMIT) -> list[AccountRow]:
-        return await self._store.read(lambda r: sql.account_rows(r, search=search, limit=limit))
+    async def sample_queues(self, interval_s: float) -> int:
+        """Record what is queued and running per type now, in the current slot of ``interval_s``
+        (a slot another API process sampled already keeps its row). Returns the rows written."""
+        at = now()
+        slot = math.floor(at / interval_s) * interval_s
+
+        def work(tx: Writer) -> int:
+            return sql.insert_queue_samples(tx, slot, tx.queue_depths())
+
+        return await self._store.write(work)
+
+    async def purge_queue_samples(self, retention_s: float) -> int:
+        """Delete the samples older than ``retention_s``; 0 keeps them."""
+        if retention_s <= 0:
+            return 0
+        before = now() - retention_s
+        return await self._store.write(lambda tx: sql.purge_queue_samples(tx, before))
+
+    async def accounts(
+        self, *, search: str | None = None, limit: int = PAGE_LIMIT, before: tuple[float, str] | None = None
+    ) -> list[AccountRow]:
+        """A page of accounts, newest first; ``before``: (created at, id) of the previous page's last."""
+        return await self._store.read(lambda r: sql.account_rows(r, search=search, limit=limit, before=before))
 
     async def top_up(self, account_id: str, amount: int, reason: str) -> Balance:
         """Credit the account; the reason is kept on its ledger row."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, delete, func, insert, select
+from sqlalchemy import Integer, and_, cast, delete, func, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from cracker.domain.accounts import Scope
-from cracker.domain.dashboard import AccountRow, BucketCount, DashboardSession, LedgerRow, TaskRow
-from cracker.store.schema import accounts, api_keys, dashboard_sessions, ledger, tasks
+from cracker.domain.dashboard import AccountRow, BucketCount, DashboardSession, LedgerRow, QueuePeak, TaskRow
+from cracker.store.schema import accounts, api_keys, dashboard_sessions, ledger, queue_samples, tasks
 from cracker.store.units import Reader, Writer
 
 # --- sessions -------------------------------------------------------------------------------
@@ -83,12 +84,21 @@ _TASK_COLUMNS = (
 )
 
 
+def _older_than(created_at: Any, row_id: Any, before: tuple[float, str]) -> ColumnElement[bool]:
+    """Rows after ``before`` (created at, id) in newest-first order: the next page's keyset."""
+    at, before_id = before
+    return or_(created_at < at, and_(created_at == at, row_id < before_id))
+
+
 def tasks_page(
     r: Reader, account_id: str, *, task_type: str | None, status: str | None, since: float | None,
-    until: float | None, limit: int,
+    until: float | None, limit: int, before: tuple[float, str] | None = None,
 ) -> list[TaskRow]:
-    """The account's tasks, newest first, filtered (``ix_tasks_account``)."""
+    """The account's tasks, newest first (ties by id), filtered, from after ``before`` (the last
+    row of the previous page) when given (``ix_tasks_account``)."""
     conditions: list[ColumnElement[bool]] = [tasks.c.account_id == account_id]
+    if before is not None:
+        conditions.append(_older_than(tasks.c.created_at, tasks.c.id, before))
     if task_type:
         conditions.append(tasks.c.type == task_type)
     if status:
@@ -97,7 +107,10 @@ def tasks_page(
         conditions.append(tasks.c.created_at >= since)
     if until is not None:
         conditions.append(tasks.c.created_at < until)
-    query = select(*_TASK_COLUMNS).where(and_(*conditions)).order_by(tasks.c.created_at.desc()).limit(limit)
+    query = (
+        select(*_TASK_COLUMNS).where(and_(*conditions)).order_by(tasks.c.created_at.desc(), tasks.c.id.desc())
+        .limit(limit)
+    )
     return [TaskRow(*row) for row in r.conn.execute(query)]
 
 
@@ -109,9 +122,9 @@ def task_rows(r: Reader, account_id: str, task_ids: list[str]) -> list[TaskRow]:
     return [TaskRow(*row) for row in r.conn.execute(query)]
 
 
-def _bucket(r: Reader, bucket_s: int) -> ColumnElement[Any]:
+def _bucket(r: Reader, bucket_s: int, column: ColumnElement[Any] = tasks.c.created_at) -> ColumnElement[Any]:
     # Whole buckets since the epoch: CAST truncates on SQLite but rounds on PostgreSQL.
-    scaled = tasks.c.created_at / bucket_s
+    scaled = column / bucket_s
     floored = func.floor(scaled) if r.conn.dialect.name == "postgresql" else scaled
     return cast(floored, Integer) * bucket_s
 
@@ -152,10 +165,49 @@ def recent_latencies(r: Reader, since: float, limit: int) -> list[tuple[str, flo
     return [(row[0], float(row[1]), float(row[2])) for row in r.conn.execute(query)]
 
 
-def account_rows(r: Reader, *, search: str | None, limit: int) -> list[AccountRow]:
-    """Accounts, newest first; ``search`` matches a name's start or an id exactly."""
+def account_rows(
+    r: Reader, *, search: str | None, limit: int, before: tuple[float, str] | None = None
+) -> list[AccountRow]:
+    """Accounts, newest first (ties by id), from after ``before`` (the last row of the previous
+    page) when given; ``search`` matches a name's start or an id exactly."""
     query = select(accounts.c.id, accounts.c.name, accounts.c.available, accounts.c.held, accounts.c.created_at)
     if search:
         query = query.where((accounts.c.id == search) | accounts.c.name.startswith(search, autoescape=True))
-    query = query.order_by(accounts.c.created_at.desc()).limit(limit)
+    if before is not None:
+        query = query.where(_older_than(accounts.c.created_at, accounts.c.id, before))
+    query = query.order_by(accounts.c.created_at.desc(), accounts.c.id.desc()).limit(limit)
     return [AccountRow(*row) for row in r.conn.execute(query)]
+
+
+def insert_queue_samples(tx: Writer, sampled_at: float, depths: dict[tuple[str, str], int]) -> int:
+    """One row per type of ``depths`` ((type, status) -> live tasks) for the slot ``sampled_at``;
+    a (slot, type) another process sampled first is left as it is. Returns the rows written."""
+    per_type: dict[str, dict[str, int]] = {}
+    for (task_type, status), n in depths.items():
+        per_type.setdefault(task_type, {"pending": 0, "running": 0})[status] = n
+    if not per_type:
+        return 0
+    rows = [{"sampled_at": sampled_at, "type": t, "pending": c.get("pending", 0), "running": c.get("running", 0)}
+            for t, c in sorted(per_type.items())]
+    # ON CONFLICT DO NOTHING: several API processes sample the same slot; one row per (slot, type).
+    dialect = postgresql if tx.conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(queue_samples).values(rows).on_conflict_do_nothing(
+        index_elements=[queue_samples.c.sampled_at, queue_samples.c.type]
+    )
+    return int(tx.conn.execute(statement).rowcount)
+
+
+def queue_peaks(r: Reader, since: float, bucket_s: int) -> list[QueuePeak]:
+    """Per (bucket, type), the most tasks queued and running over the samples since ``since``
+    (the primary key's range)."""
+    bucket = _bucket(r, bucket_s, queue_samples.c.sampled_at).label("bucket")
+    query = (
+        select(bucket, queue_samples.c.type, func.max(queue_samples.c.pending), func.max(queue_samples.c.running))
+        .where(queue_samples.c.sampled_at >= since)
+        .group_by(bucket, queue_samples.c.type)
+    )
+    return [QueuePeak(float(row[0]), row[1], int(row[2]), int(row[3])) for row in r.conn.execute(query)]
+
+
+def purge_queue_samples(tx: Writer, before: float) -> int:
+    return int(tx.conn.execute(delete(queue_samples).where(queue_samples.c.sampled_at < before)).rowcount)

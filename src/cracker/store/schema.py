@@ -112,7 +112,7 @@ Index(
 
 # The dashboard's last-day figures read only the last day's tasks (0008).
 Index("ix_tasks_created", tasks.c.created_at)
-# The protocols look a task up by its number (0011).
+# The protocols look a task up by its number (0012).
 Index("ix_tasks_number", tasks.c.number, unique=True)
 
 ledger = Table(
@@ -319,4 +319,16 @@ ocr_models = Table(
     Column("trained_on", Integer, nullable=False),
     Column("size", Integer, nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+
+queue_samples = Table(
+    "queue_samples",
+    metadata,
+    # The start of the sampling slot (a multiple of the sampling interval): every API process may
+    # sample, the first row of a (slot, type) wins and the others' inserts do nothing.
+    Column("sampled_at", Float, primary_key=True),
+    Column("type", String(64), primary_key=True),
+    Column("pending", Integer, nullable=False),
+    Column("running", Integer, nullable=False),
 )

@@ -28,7 +28,7 @@ _INSERT_TASK = insert(tasks).returning(tasks)
 # SQLite has no sequences: the next number is one past the highest (one writer, so no race), and
 # never below the creation time in milliseconds, so numbers freed by the retention purge of the
 # newest tasks are not handed out again (a client's old number never names another task).
-# PostgreSQL's column defaults to a sequence instead (0011).
+# PostgreSQL's column defaults to a sequence instead (0012).
 _INSERT_NUMBERED_TASK = (
     insert(tasks)
     .values(number=select(func.max(func.coalesce(func.max(tasks.c.number), 0) + 1, bindparam("p_floor")))

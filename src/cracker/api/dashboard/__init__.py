@@ -1,8 +1,9 @@
 """The web dashboard at /dashboard and the API reference at /docs, every asset served from the package.
 
 Server-rendered pages (Jinja2 templates under ``templates/``), one small script and one stylesheet
-under ``static/``, and Swagger UI's files vendored under ``static/swagger-ui/`` (see its
-VENDORED.md): nothing is fetched from the internet, so both work on a machine without it.
+under ``static/``, Swagger UI's files vendored under ``static/swagger-ui/`` and ReDoc's under
+``static/redoc/`` (see their VENDORED.md): nothing is fetched from the internet, so the dashboard,
+/docs and /redoc work on a machine without it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
@@ -20,6 +21,7 @@ from cracker.api.dashboard.routes import router, templates
 
 STATIC_DIR = Path(__file__).parent / "static"
 _SWAGGER = "/dashboard/static/swagger-ui"
+_REDOC = "/dashboard/static/redoc"
 
 
 def install_dashboard(app: FastAPI) -> None:
@@ -35,6 +37,20 @@ def install_dashboard(app: FastAPI) -> None:
         )
 
     app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)
+
+    async def redoc() -> HTMLResponse:
+        # with_google_fonts=False: FastAPI's page would otherwise load its fonts from Google.
+        page = get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} API reference",
+            redoc_js_url=f"{_REDOC}/redoc.standalone.js", redoc_favicon_url=f"{_SWAGGER}/favicon-32x32.png",
+            with_google_fonts=False,
+        )
+        # ReDoc's sidebar credit loads its logo from cdn.redoc.ly, with no option to turn it off:
+        # the browser may load images from here only (the logo then hides itself, on its error).
+        page.headers["content-security-policy"] = "img-src 'self' data:"
+        return page
+
+    app.add_api_route("/redoc", redoc, methods=["GET"], include_in_schema=False)
 
     async def on_signed_out(request: Request, exc: Exception) -> Response:
         response = RedirectResponse("/dashboard/login", 303)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 import orjson
@@ -25,11 +28,12 @@ from cracker.api.envelope import task_envelope
 from cracker.api.ratelimit import RateLimiter
 from cracker.domain.accounts import Scope
 from cracker.domain.clock import now, rfc3339
-from cracker.domain.dashboard import DashboardSession, TaskRow
+from cracker.domain.dashboard import AccountRow, DashboardSession, TaskRow
 from cracker.domain.errors import CrackerError, InsufficientScope, InvalidApiKey, NotFound
 from cracker.domain.money import MoneyError, format_usd, parse_usd
 from cracker.domain.tasks import TaskStatus
 from cracker.runtime import Runtime
+from cracker.service.dashboard import PAGE_LIMIT
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 # Autoescaping on for every template: account names, notes and error codes are client input.
@@ -185,12 +189,34 @@ async def account(request: Request) -> Response:
     return _page(request, "account.html", session, balance=balance, charts=charts)
 
 
+def _cursor(request: Request) -> tuple[float, str] | None:
+    """The next page's keyset from ``before_at`` and ``before_id`` (the previous page's last row);
+    None, the first page, when either is missing or malformed."""
+    at, row_id = request.query_params.get("before_at", ""), request.query_params.get("before_id", "")
+    if not row_id or len(row_id) > 64:
+        return None
+    try:
+        value = float(at)
+    except ValueError:
+        return None
+    return (value, row_id) if math.isfinite(value) else None
+
+
 def _task_filters(request: Request) -> dict[str, Any]:
     q = request.query_params
     return {
         "task_type": q.get("type") or None, "status": q.get("status") if q.get("status") in _STATUSES else None,
-        "since": _date(q.get("from")), "until": _date(q.get("to"), end=True),
+        "since": _date(q.get("from")), "until": _date(q.get("to"), end=True), "before": _cursor(request),
     }
+
+
+def _older_link(request: Request, rows: Sequence[TaskRow] | Sequence[AccountRow]) -> str | None:
+    """The query string of the next (older) page, the filters kept; None when this page is not full."""
+    if len(rows) < PAGE_LIMIT:
+        return None
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("before_at", "before_id")]
+    last = rows[-1]
+    return "?" + urlencode([*kept, ("before_at", repr(last.created_at)), ("before_id", last.id)])
 
 
 def _task_json(row: TaskRow) -> dict[str, Any]:
@@ -204,7 +230,8 @@ def _task_json(row: TaskRow) -> dict[str, Any]:
 async def task_list(request: Request) -> Response:
     session = await sessions.current_session(request)
     rows = await _runtime(request).dashboard.tasks(session.account_id, **_task_filters(request))
-    return _page(request, "tasks.html", session, tasks=rows, statuses=_STATUSES, query=request.query_params)
+    return _page(request, "tasks.html", session, tasks=rows, statuses=_STATUSES, query=request.query_params,
+                 older=_older_link(request, rows), paged=_cursor(request) is not None)
 
 
 @router.get("/api/tasks")
@@ -356,15 +383,18 @@ async def _operator_page(request: Request, session: DashboardSession, status_cod
     runtime = _runtime(request)
     overview = await runtime.dashboard.operator_overview(await runtime.tasks.queue_depths())
     search = request.query_params.get("q") or None
-    accounts = await runtime.dashboard.accounts(search=search)
+    accounts = await runtime.dashboard.accounts(search=search, before=_cursor(request))
     offers = await runtime.offers.list(enabled_only=False)
     charts = [
+        bar_chart("op-queued", "Most tasks queued per hour by type, last 24 h (sampled)", overview.queued),
+        bar_chart("op-running", "Most tasks running per hour by type, last 24 h (sampled)", overview.running),
         bar_chart("op-solved", "Solved tasks per hour by type, last 24 h", overview.solved),
         bar_chart("op-rejected", "Rejected tasks per hour by type, last 24 h", overview.rejected),
         bar_chart("op-p95", "p95 latency per hour by type, last 24 h (s)", overview.p95, fmt=lambda v: f"{v:.2f}"),
     ]
     return _page(request, "operator.html", session, status_code, overview=overview, accounts=accounts,
-                 offers=offers, charts=charts, search=search or "", now=now(), **extra)
+                 offers=offers, charts=charts, search=search or "", now=now(),
+                 older_accounts=_older_link(request, accounts), **extra)
 
 
 @router.post("/operator/topup")

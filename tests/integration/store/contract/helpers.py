@@ -16,7 +16,7 @@ from cracker.store import IdempotencyKey, NewTask, Store, Writer, audit, schema
 PRICE = 9
 TYPE = "turnstile"
 _TABLES = [
-    schema.dashboard_sessions,
+    schema.dashboard_sessions, schema.queue_samples,
     schema.task_events, schema.pool_grants,
     schema.ledger, schema.webhook_attempts, schema.webhook_deliveries, schema.idempotency_keys, schema.tasks,
     schema.workers, schema.api_keys, schema.accounts,

@@ -7,11 +7,12 @@ from __future__ import annotations
 import time
 
 from cracker.domain.accounts import Scope
+from cracker.domain.dashboard import AccountRow, TaskRow
 from cracker.store import Rejection, Store
 from cracker.store import dashboard as sql
 from cracker.store import keys as key_sql
 
-from .helpers import TYPE, claim, complete, create_tasks, new_account
+from .helpers import TYPE, claim, complete, create_tasks, new_account, new_task
 
 
 async def _key(store: Store, account_id: str) -> str:
@@ -100,3 +101,63 @@ async def test_the_operator_reads_errors_latencies_and_accounts(store: Store) ->
     found = await store.read(lambda r: sql.account_rows(r, search=account, limit=10))
     assert [row.id for row in found] == [account]
     assert await store.read(lambda r: sql.account_rows(r, search="no_such%", limit=10)) == []
+
+
+async def test_queue_samples_keep_one_row_per_slot_and_type_and_are_purged(store: Store) -> None:
+    """Two processes sampling the same slot write one row per type (the first wins, the second's
+    insert does nothing: no sample counted twice); the hourly peaks take the most of each hour's
+    samples on both databases; the purge deletes only samples older than its cut-off."""
+    hour = (int(time.time()) // 3600 - 2) * 3600.0
+    first = {("a", "pending"): 5, ("a", "running"): 2, ("b", "running"): 1}
+    assert await store.write(lambda tx: sql.insert_queue_samples(tx, hour, first)) == 2
+    again = {("a", "pending"): 50, ("a", "running"): 20, ("c", "pending"): 3}
+    assert await store.write(lambda tx: sql.insert_queue_samples(tx, hour, again)) == 1  # only c is new
+    assert await store.write(lambda tx: sql.insert_queue_samples(tx, hour + 60, {("a", "pending"): 7})) == 1
+    assert await store.write(lambda tx: sql.insert_queue_samples(tx, hour + 3600, {("a", "running"): 4})) == 1
+    assert await store.write(lambda tx: sql.insert_queue_samples(tx, hour + 3600, {})) == 0
+
+    peaks = await store.read(lambda r: sql.queue_peaks(r, hour, 3600))
+    assert {(p.bucket, p.type): (p.pending, p.running) for p in peaks} == {
+        (hour, "a"): (7, 2), (hour, "b"): (0, 1), (hour, "c"): (3, 0), (hour + 3600, "a"): (0, 4),
+    }
+    later = await store.read(lambda r: sql.queue_peaks(r, hour + 3600, 3600))
+    assert [(p.bucket, p.type) for p in later] == [(hour + 3600, "a")]
+
+    assert await store.write(lambda tx: sql.purge_queue_samples(tx, hour + 3600)) == 4
+    left = await store.read(lambda r: sql.queue_peaks(r, 0, 3600))
+    assert [(p.bucket, p.type, p.running) for p in left] == [(hour + 3600, "a", 4)]
+
+
+async def test_task_and_account_pages_walk_every_row_once_newest_first(store: Store) -> None:
+    """Keyset pages (the last row's created-at and id) of an account's tasks and of the accounts
+    list return every row exactly once, newest first, also across rows created at the same instant;
+    another account's tasks never appear on a page."""
+    mine, theirs = await new_account(store), await new_account(store)
+    at = time.time()
+    # Three pairs created at the same instant: a page boundary falls inside a pair.
+    made = [await store.create_task(new_task(mine, at=at + i // 2)) for i in range(6)]
+    await store.create_task(new_task(theirs, at=at + 1))
+    expected = [t.id for t in sorted((t for t in made if t is not None), key=lambda t: (t.created_at, t.id),
+                                     reverse=True)]
+
+    async def task_page(before: tuple[float, str] | None, limit: int) -> list[TaskRow]:
+        return await store.read(lambda r: sql.tasks_page(
+            r, mine, task_type=None, status=None, since=None, until=None, limit=limit, before=before))
+
+    seen: list[str] = []
+    page = await task_page(None, 3)
+    while page:
+        seen += [row.id for row in page]
+        page = await task_page((page[-1].created_at, page[-1].id), 2)
+    assert seen == expected
+
+    async def account_page(before: tuple[float, str] | None) -> list[AccountRow]:
+        return await store.read(lambda r: sql.account_rows(r, search=None, limit=2, before=before))
+
+    more = [await new_account(store) for _ in range(3)]
+    listed: list[str] = []
+    accounts_page = await account_page(None)
+    while accounts_page:
+        listed += [row.id for row in accounts_page]
+        accounts_page = await account_page((accounts_page[-1].created_at, accounts_page[-1].id))
+    assert sorted(listed) == sorted([mine, theirs, *more]) and len(listed) == len(set(listed))
