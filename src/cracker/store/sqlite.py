@@ -28,7 +28,8 @@ from cracker.store.availability import raise_store_error
 from cracker.store.engines import create_sqlite_engine
 from cracker.store.errors import ConstraintViolation, IdempotencyKeyTaken
 from cracker.store.interface import NewTask, Rejection, Store
-from cracker.store.units import Reader, Writer
+from cracker.store.rows import view_from_row
+from cracker.store.units import GET_TASK_VIEW_SQLITE, Reader, Writer
 
 T = TypeVar("T")
 
@@ -91,17 +92,26 @@ class SqliteStore(Store):
         return await self.write(lambda tx: sqlite_tasks.reject_overdue(tx, rejection, now, limit))
 
     async def get_task_view(self, task_id: str) -> TaskView | None:
-        return await self.read(lambda r: r.get_task_view(task_id))
+        # Every poll reads this: one statement, so no BEGIN/ROLLBACK around it (a single SELECT is
+        # its own snapshot), straight on the driver.
+        try:
+            if self._read_driver is None:
+                self._open_reader()
+            row = self._read_driver.execute(GET_TASK_VIEW_SQLITE, (task_id,)).fetchone()
+        except (DBAPIError, OSError, PoolTimeout, sqlite3.Error) as exc:
+            self._drop_read_conn()
+            raise_store_error(exc)
+            raise
+        return view_from_row(row) if row is not None else None
 
     # --- units of work ------------------------------------------------------------------------
 
     async def read(self, work: Callable[[Reader], T]) -> T:
         try:
             if self._read_conn is None:
-                self._read_conn = self._reader.connect()
-                self._read_driver = self._read_conn.connection.driver_connection
+                self._open_reader()
             conn, raw = self._read_conn, self._read_driver
-            assert raw is not None
+            assert conn is not None and raw is not None
             # One snapshot for the whole unit of work, begun and ended on the driver directly.
             raw.execute("BEGIN")
             try:
@@ -112,6 +122,10 @@ class SqliteStore(Store):
             self._drop_read_conn()  # a fresh connection next time, whatever state this one is in
             raise_store_error(exc)
             raise
+
+    def _open_reader(self) -> None:
+        self._read_conn = self._reader.connect()
+        self._read_driver = self._read_conn.connection.driver_connection
 
     def _drop_read_conn(self) -> None:
         if self._read_conn is not None:

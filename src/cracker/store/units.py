@@ -24,7 +24,7 @@ LIVE = (TaskStatus.PENDING.value, TaskStatus.RUNNING.value)
 # and hits its compiled-statement cache.
 _GET_TASK = select(tasks).where(tasks.c.id == bindparam("task_id"))
 _GET_TASK_VIEW = select(*(tasks.c[name] for name in VIEW_COLUMNS)).where(tasks.c.id == bindparam("task_id"))
-_GET_TASK_VIEW_SQLITE = str(_GET_TASK_VIEW.compile(dialect=sqlite_dialect.dialect()))
+GET_TASK_VIEW_SQLITE = str(_GET_TASK_VIEW.compile(dialect=sqlite_dialect.dialect()))
 _GET_KEY = select(api_keys.c.id, api_keys.c.account_id, api_keys.c.key_hash, api_keys.c.scope).where(
     api_keys.c.key_hash == bindparam("key_hash"), api_keys.c.revoked_at.is_(None)
 )
@@ -65,7 +65,7 @@ class Reader:
     def get_task_view(self, task_id: str) -> TaskView | None:
         """The client's view of a task (what every poll reads): no request params."""
         if self._sqlite is not None:
-            row: Any = self._sqlite.execute(_GET_TASK_VIEW_SQLITE, (task_id,)).fetchone()
+            row: Any = self._sqlite.execute(GET_TASK_VIEW_SQLITE, (task_id,)).fetchone()
         else:
             row = self.conn.execute(_GET_TASK_VIEW, {"task_id": task_id}).first()
         return view_from_row(row) if row is not None else None
