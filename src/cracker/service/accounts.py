@@ -108,11 +108,12 @@ class AccountService:
                 del self._auth_cache[key_hash]
         return info
 
-    async def top_up(self, account_id: str, amount: int) -> Balance:
+    async def top_up(self, account_id: str, amount: int, *, note: str | None = None) -> Balance:
+        """Credit the account; ``note`` (an operator's reason) is kept on its ledger row."""
         at = now()
 
         def work(tx: Writer) -> Balance | None:
-            if not tx.top_up(account_id, amount, at):
+            if not tx.top_up(account_id, amount, at, note=note):
                 return None
             return tx.get_balance(account_id)
 

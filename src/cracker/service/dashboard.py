@@ -14,10 +14,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cracker.domain.accounts import ApiKeyRecord, Balance
+from cracker.domain.accounts import ApiKeyRecord
 from cracker.domain.clock import now
 from cracker.domain.dashboard import AccountRow, BucketCount, DashboardSession, LedgerRow, QueuePeak, TaskRow
-from cracker.domain.errors import NotFound
 from cracker.domain.workers import WorkerInfo
 from cracker.store import Reader, Store, Writer, leases
 from cracker.store import dashboard as sql
@@ -262,16 +261,3 @@ class DashboardService:
         """A page of accounts, newest first; ``before``: (created at, id) of the previous page's last."""
         return await self._store.read(lambda r: sql.account_rows(r, search=search, limit=limit, before=before))
 
-    async def top_up(self, account_id: str, amount: int, reason: str) -> Balance:
-        """Credit the account; the reason is kept on its ledger row."""
-        at = now()
-
-        def work(tx: Writer) -> Balance | None:
-            if not tx.top_up(account_id, amount, at, note=reason):
-                return None
-            return tx.get_balance(account_id)
-
-        balance = await self._store.write(work)
-        if balance is None:
-            raise NotFound(f"No account {account_id}")
-        return balance

@@ -411,7 +411,7 @@ async def operator_topup(request: Request) -> Response:
         return await _operator_page(request, session, 400,
                                     error="A top-up needs an amount above zero and a reason (at most 500 characters).")
     try:
-        balance = await _runtime(request).dashboard.top_up(account_id, amount, reason)
+        balance = await _runtime(request).accounts.top_up(account_id, amount, note=reason)
     except NotFound:
         return await _operator_page(request, session, 404, error="No such account.")
     return await _operator_page(
