@@ -15,6 +15,7 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from cracker.domain.money import format_usd
 from cracker.solvers.sandbox import HCAPTCHA_TEST_KEYS, RECAPTCHA_V2_TEST_KEY, TURNSTILE_DUMMY_TOKEN
 from tests.conftest import Api, LiveServer, started_server
 from tests.timing import within
@@ -107,21 +108,42 @@ def test_capmonster_requests_as_its_client_sends_them(server: LiveServer) -> Non
 
 
 def test_capmonster_client_if_installed(server: LiveServer) -> None:
-    """Protects CapMonster Cloud's published client (when installed: it pins old pydantic, see
-    docs/protocols.md) pointed at Cracker: the Turnstile sandbox token and the balance."""
+    """Protects CapMonster Cloud's published client (scripts/test.sh installs it without its exact
+    pins, see docs/protocols.md) pointed at Cracker: an image read by the OCR, the Turnstile sandbox
+    token, the balance, and its error paths (a bad key, an empty balance, an unknown module) raised
+    as the client's own exceptions with the vendor's codes."""
     cm = pytest.importorskip("capmonstercloudclient")
     requests = pytest.importorskip("capmonstercloudclient.requests")
+    errors = pytest.importorskip("capmonstercloudclient.exceptions")
     _, key = server.new_account("10.00")
+    _, broke = server.new_account("0.00")
     client = cm.CapMonsterClient(options=cm.ClientOptions(api_key=key, service_url=server.base_url))
+    bad_key = cm.CapMonsterClient(options=cm.ClientOptions(api_key="ck_" + "x" * 43, service_url=server.base_url))
+    no_money = cm.CapMonsterClient(options=cm.ClientOptions(api_key=broke, service_url=server.base_url))
+    image = base64.b64decode(text_png("3915"))
 
-    async def run() -> tuple[dict[str, str], Any]:
+    async def run() -> tuple[dict[str, str], dict[str, str], Any, list[str]]:
+        read = await client.solve_captcha(requests.ImageToTextRequest(image_bytes=image, numeric=1))
         solution = await client.solve_captcha(requests.TurnstileRequest(websiteURL=TURNSTILE["websiteURL"],
                                                                         websiteKey=TURNSTILE["websiteKey"]))
-        return solution, await client.get_balance()
+        refused: list[str] = []
+        for call_ in (bad_key.get_balance(),
+                      no_money.solve_captcha(requests.ImageToTextRequest(image_bytes=image)),
+                      client.solve_captcha(requests.ImageToTextRequest(image_bytes=image, module_name="steam"))):
+            try:
+                await call_
+            except errors.BaseError as exc:
+                refused.append(f"{type(exc).__name__}: {exc}")
+        return read, solution, await client.get_balance(), refused
 
-    solution, balance = asyncio.run(run())
+    read, solution, balance, refused = asyncio.run(run())
+    assert read["text"] == "3915"
     assert solution["token"] == TURNSTILE_DUMMY_TOKEN
     assert balance["errorId"] == 0
+    assert len(refused) == 3, refused
+    assert refused[0].startswith("GetBalanceError") and "ERROR_KEY_DOES_NOT_EXIST" in refused[0]
+    assert refused[1].startswith("GetTaskError") and "ERROR_ZERO_BALANCE" in refused[1]
+    assert refused[2].startswith("GetTaskError") and "no OCR model named 'steam'" in refused[2]
 
 
 def test_a_wrong_answer_report_refunds_and_a_second_is_refused(server: LiveServer) -> None:
@@ -228,3 +250,42 @@ def test_a_rejected_task_answers_unsolvable_and_its_hold_comes_back(server: Live
     assert (done["errorId"], done["errorCode"]) == (12, "ERROR_CAPTCHA_UNSOLVABLE"), done
     assert done["errorDescription"]
     assert call(server, "getBalance", {"clientKey": key})["balance"] == 1.0
+
+
+async def test_an_image_task_names_a_fine_tuned_model_by_module(api_factory: Any) -> None:
+    """Protects the named OCR models through the JSON protocol: ImageToTextTask's ``module``
+    (CapMonster's per-site recognition module; ``model`` too) reaches the solver, whose answer is
+    the named model's (a shifted alphabet), not the general one's; an unknown name is refused with
+    the vendor's code and the name in its description, and nothing held."""
+    from tests.integration.test_ocr_models import image_b64, shifted, shifted_model
+
+    async with api_factory(in_process_workers=True) as api:
+        await api.runtime.ocr_models.add(shifted_model("site-j"))
+        _, key = await api.account("1.00")
+        image = image_b64("K7PX")
+        async with api.client() as client:
+            async def read(**extra: Any) -> dict[str, Any]:
+                task = {"type": "ImageToTextTask", "body": image, "case": True, **extra}
+                created = (await client.post("/createTask", json={"clientKey": key, "task": task})).json()
+                assert created["errorId"] == 0, created
+                for _ in range(200):
+                    result = (await client.post("/getTaskResult", json={"clientKey": key,
+                                                                        "taskId": created["taskId"]})).json()
+                    if result.get("status") == "ready":
+                        return result
+                    await asyncio.sleep(0.05)
+                raise AssertionError(result)
+
+            general = await read()
+            by_module = await read(module="site-j")
+            by_model = await read(model="site-j")
+            unknown = (await client.post("/createTask", json={"clientKey": key, "task": {
+                "type": "ImageToTextTask", "body": image, "module": "no-such-site"}})).json()
+            balance = (await client.post("/getBalance", json={"clientKey": key})).json()
+    assert by_module["solution"]["text"] == by_model["solution"]["text"] == shifted(general["solution"]["text"])
+    assert by_module["solution"]["text"] != general["solution"]["text"]
+    assert unknown["errorCode"] == "ERROR_INCORRECT_SESSION_DATA", unknown
+    assert "no OCR model named 'no-such-site'" in unknown["errorDescription"], unknown
+    price = await api.runtime.offers.price("image-to-text")
+    assert price is not None
+    assert balance["balance"] == float(format_usd(10_000 - 3 * price))

@@ -65,7 +65,16 @@ def _image(task: Task) -> tuple[str, dict[str, Any]]:
         min_length=task.get("minLength") or None,
         max_length=task.get("maxLength") or None,
         charset=charset,
+        model=_model(task),
     )
+
+
+def _model(task: Task) -> Any:
+    """A model fine-tuned for one site's captcha (cracker ocr-models), named the way CapMonster names
+    its per-site recognition modules (``CapMonsterModule``; ``module`` in its docs), or by our own
+    field; its general module, ``universal``, is our general model. An unknown name is refused."""
+    name = _first(task, "CapMonsterModule", "module", "model")
+    return None if name == "universal" else name
 
 
 def _object(task: Task, name: str) -> Mapping[str, Any]:
@@ -138,7 +147,7 @@ VENDOR_TYPES: dict[str, Translate] = {name.lower(): translate for name, translat
 #: Our field -> the vendor's, to name the right field in validation errors.
 _NAMES = {"url": "websiteURL", "site_key": "websiteKey", "image_b64": "body", "action": "pageAction",
           "case_sensitive": "case", "min_length": "minLength", "max_length": "maxLength", "charset": "numeric",
-          "challenge": "challengeJSON", "rqdata": "enterprisePayload.rqdata"}
+          "challenge": "challengeJSON", "rqdata": "enterprisePayload.rqdata", "model": "CapMonsterModule"}
 
 
 def our_task(task: Task) -> tuple[str, dict[str, Any]]:
