@@ -70,17 +70,26 @@ class Mutant:
 
 
 def _mutant_children(parent: int) -> dict[int, int]:
-    """pid -> CPU ticks used, of mutmut's children that test a mutant (``mutmut: <name>``)."""
-    out = {}
+    """pid -> CPU ticks used, of the processes under mutmut that test a mutant (``mutmut: <name>``).
+
+    Descendants, not only children: a hung mutant's test process need not be mutmut's own child
+    (two hung this way on 2026-12-01 and were not seen when only children were looked at)."""
+    processes: dict[int, tuple[int, int, bytes]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
             cmdline = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == parent and cmdline.startswith(b"mutmut:"):
-            out[int(stat.parent.name)] = int(fields[11]) + int(fields[12])
-    return out
+        processes[int(stat.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]), cmdline)
+    under = {parent}
+    grew = True
+    while grew:
+        found = {pid for pid, (ppid, _, _) in processes.items() if ppid in under} - under
+        grew = bool(found)
+        under |= found
+    return {pid: ticks for pid, (_, ticks, cmdline) in processes.items()
+            if pid in under and pid != parent and cmdline.startswith(b"mutmut:")}
 
 
 def watch_for_hangs(parent: int, idle_s: float, done: threading.Event) -> None:
