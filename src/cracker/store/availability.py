@@ -23,6 +23,9 @@ _SQLITE_TRANSIENT = ("database is locked", "database is busy")
 _SQLITE_UNWRITABLE = (
     "database or disk is full", "readonly database", "disk i/o error", "unable to open", "read-only",
 )
+#: Failures of the database itself rather than of one statement: SQLite may have rolled the whole
+#: transaction back (a full disk does), so a group of units of work fails as one (store.sqlite).
+SQLITE_DATABASE_FAILURES = (*_SQLITE_TRANSIENT, *_SQLITE_UNWRITABLE, "malformed", "not a database")
 #: An unwritable database is logged at most this often (every request meets it meanwhile).
 _UNWRITABLE_LOG_EVERY_S = 10.0
 _last_unwritable_log = 0.0

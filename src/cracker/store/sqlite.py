@@ -24,7 +24,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from cracker.domain.tasks import ClaimedTask, Task, TaskView
 from cracker.domain.workers import Completion
 from cracker.store import sqlite_tasks
-from cracker.store.availability import raise_store_error
+from cracker.store.availability import SQLITE_DATABASE_FAILURES, raise_store_error
 from cracker.store.engines import create_sqlite_engine
 from cracker.store.errors import ConstraintViolation, IdempotencyKeyTaken
 from cracker.store.interface import NewTask, Rejection, Store
@@ -239,13 +239,6 @@ def _store_error(exc: BaseException) -> BaseException:
     return exc
 
 
-#: Errors of the database itself, not of one statement: SQLite may have rolled the whole
-#: transaction back (a full disk does), so the group fails as one.
-_DATABASE_FAILURES = (
-    "locked", "busy", "disk i/o", "full", "readonly", "read-only", "unable to open", "malformed", "not a database",
-)
-
-
 def _fails_the_group(exc: BaseException) -> bool:
     if isinstance(exc, OSError | PoolTimeout):
         return True
@@ -254,7 +247,7 @@ def _fails_the_group(exc: BaseException) -> bool:
             return True
         exc = exc.orig if isinstance(exc.orig, BaseException) else exc
     text = str(exc).lower()
-    return isinstance(exc, sqlite3.Error) and any(marker in text for marker in _DATABASE_FAILURES)
+    return isinstance(exc, sqlite3.Error) and any(marker in text for marker in SQLITE_DATABASE_FAILURES)
 
 
 def _run_unit(work: Callable[[Writer], Any], writer: Writer, future: asyncio.Future[Any]) -> _Outcome:
