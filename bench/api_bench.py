@@ -6,7 +6,8 @@ bench/_ceiling.py) started the same way in the same run; prints each round and t
 - get:    GET /v2/tasks/{id} of a completed task (key check, rate limiter, a read, the envelope).
 - create: POST /v2/tasks/turnstile with the sandbox's zero-work test key: the key check, the hold,
           the task row and its ledger row, then the in-process worker claims, solves and completes
-          it (so each create is a whole task's writes), against a bare endpoint that parses the body.
+          it, against a bare endpoint that parses the body. A run lasts until every task it created
+          is completed (see ``run_one``): the rate is of whole tasks, not of acknowledged creates.
 Both: one `cracker serve` process on SQLite and one uvicorn process for the ceiling, with the same
 options; `wrk -t1` (Debian package `wrk`) drives each in turn, interleaved, on the same 2 cores.
 Goals (issue 20): get >= 0.6, create >= 0.25 of the ceiling.
@@ -26,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -55,6 +57,8 @@ class Server:
     url: str
     pid: int
     key: str | None
+    #: Its SQLite file, where creates must also be drained (None for the ceiling and the poll).
+    db: Path | None = None
 
 
 def run_wrk(url: str, key: str | None, duration: int, connections: int, script: Path | None) -> tuple[float, int]:
@@ -73,11 +77,40 @@ def run_wrk(url: str, key: str | None, duration: int, connections: int, script: 
     return float(match.group(1)), int(total.group(1))
 
 
+def live_tasks(db: Path) -> int:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return int(conn.execute("SELECT count(*) FROM tasks WHERE status IN ('pending', 'running')").fetchone()[0])
+
+
 def run_one(server: Server, args: argparse.Namespace, script: Path | None) -> tuple[float, float]:
-    """(requests per second, the server's CPU microseconds per request)."""
-    before = cpu_seconds(server.pid)
+    """(requests per second, the server's CPU microseconds per request).
+
+    For creates, a request counts once its task is completed: after wrk stops, the run goes on
+    until the in-process worker has drained what is still pending or running (the time and CPU
+    that takes count too), so a worker falling behind the creates cannot flatter the rate."""
+    before, started = cpu_seconds(server.pid), time.monotonic()
     rps, requests = run_wrk(server.url, server.key, args.duration, args.connections, script)
+    if server.db is not None:
+        drain_by = time.monotonic() + 120
+        while live_tasks(server.db) and time.monotonic() < drain_by:
+            time.sleep(0.02)
+        if live_tasks(server.db):
+            raise SystemExit(f"{server.label}: tasks still live 120 s after the run")
+        rps = requests / (time.monotonic() - started)
     return rps, (cpu_seconds(server.pid) - before) / requests * 1e6
+
+
+def completed_task(port: int, key: str) -> dict[str, object]:
+    """The envelope of a task created on the server at ``port`` and polled until completed."""
+    headers = {"x-solvium-auth": key}
+    task = httpx.post(f"http://127.0.0.1:{port}/v2/tasks/turnstile", headers=headers, json=TURNSTILE).json()
+    envelope: dict[str, object] = task
+    for _ in range(100):
+        envelope = httpx.get(f"http://127.0.0.1:{port}/v2/tasks/{task['task_id']}", headers=headers).json()
+        if envelope["status"] == "completed":
+            break
+        time.sleep(0.05)
+    return envelope
 
 
 def post_script(workdir: Path) -> Path:
@@ -132,11 +165,15 @@ def main() -> None:
         "CRACKER_CPU_WORKERS": "1",
     }
     cli = [sys.executable, "-m", "cracker"]
-    created = subprocess.run(
-        [*cli, "accounts", "create", "--name", "bench", "--balance", "1000000", "--json"],
-        env=env, capture_output=True, text=True, check=True,
-    )
-    key = json.loads(created.stdout)["api_key"]
+
+    def account(environment: dict[str, str]) -> str:
+        created = subprocess.run(
+            [*cli, "accounts", "create", "--name", "bench", "--balance", "1000000", "--json"],
+            env=environment, capture_output=True, text=True, check=True,
+        )
+        return str(json.loads(created.stdout)["api_key"])
+
+    key = account(env)
     port, base_port = free_port(), free_port()
     log_opts = ["--log-level", "info"] if args.access_log else ["--log-level", "warning", "--no-access-log"]
     procs: list[subprocess.Popen[bytes]] = []
@@ -148,36 +185,37 @@ def main() -> None:
         wait_up(f"http://127.0.0.1:{port}/v2/health", ours)
         base = None
         if args.compare_src:
-            base_env = {**env, "PYTHONPATH": str(args.compare_src.resolve() / "src")}
+            # Its own database: an idle server's in-process worker must not solve the other's tasks.
+            base_env = {**env, "PYTHONPATH": str(args.compare_src.resolve() / "src"),
+                        "CRACKER_DATABASE_URL": f"sqlite:///{tmp / 'compared.db'}"}
+            base_key = account(base_env)
             with (tmp / "base.log").open("wb") as base_log:
                 base = subprocess.Popen([*cli, "serve", "--port", str(base_port), *log_opts], env=base_env,
                                         stdout=base_log, stderr=subprocess.STDOUT)
             procs.append(base)
             wait_up(f"http://127.0.0.1:{base_port}/v2/health", base)
-        headers = {"x-solvium-auth": key}
-        task = httpx.post(f"http://127.0.0.1:{port}/v2/tasks/turnstile", headers=headers, json=TURNSTILE).json()
-        task_url = f"http://127.0.0.1:{port}/v2/tasks/{task['task_id']}"
-        for _ in range(100):
-            envelope = httpx.get(task_url, headers=headers).json()
-            if envelope["status"] == "completed":
-                break
-            time.sleep(0.05)
+        else:
+            base_key = ""
+        envelope = completed_task(port, key)
+        base_task = completed_task(base_port, base_key)["task_id"] if base is not None else ""
         bare, bare_port = start_bare(tmp, envelope)
         procs.append(bare)
         print(f"wrk: {args.connections} connections, {args.duration} s per run, {args.rounds} rounds, access log "
               f"{'on' if args.access_log else 'off'}; load average before: {os.getloadavg()[0]:.1f}")
 
-        def servers(path: str) -> list[Server]:
+        def servers(path: str, base_path: str = "", drained: bool = False) -> list[Server]:
             found = [Server("ceiling", f"http://127.0.0.1:{bare_port}{path}", bare.pid, None),
-                     Server("cracker", f"http://127.0.0.1:{port}{path}", ours.pid, key)]
+                     Server("cracker", f"http://127.0.0.1:{port}{path}", ours.pid, key,
+                            tmp / "bench.db" if drained else None)]
             if base is not None:
-                found.append(Server("compared", f"http://127.0.0.1:{base_port}{path}", base.pid, key))
+                found.append(Server("compared", f"http://127.0.0.1:{base_port}{base_path or path}", base.pid,
+                                    base_key, tmp / "compared.db" if drained else None))
             return found
 
         if args.route in ("get", "both"):
-            measure("get", servers(f"/v2/tasks/{task['task_id']}"), args, None)
+            measure("get", servers(f"/v2/tasks/{envelope['task_id']}", f"/v2/tasks/{base_task}"), args, None)
         if args.route in ("create", "both"):
-            measure("create", servers("/v2/tasks/turnstile"), args, post_script(tmp))
+            measure("create", servers("/v2/tasks/turnstile", drained=True), args, post_script(tmp))
     finally:
         for proc in procs:
             proc.terminate()

@@ -71,6 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--native", action="store_true",
+                        help="also sample C frames (slows the server ~8x: it stops for each sample)")
     args = parser.parse_args()
     py_spy = Path(sys.executable).with_name("py-spy")
     if shutil.which("wrk") is None or not py_spy.exists():
@@ -97,7 +99,7 @@ def main() -> None:
         time.sleep(1)
         raw = tmp / "profile.raw"
         subprocess.run([str(py_spy), "record", "-p", str(server.pid), "-d", str(args.seconds), "-r", "250", "-f",
-                        "raw", "-o", str(raw), "--threads", "--native"],
+                        "raw", "-o", str(raw), "--threads", *(["--native"] if args.native else [])],
                        check=True, capture_output=True)
         out, _ = load.communicate()
         print(next((line for line in out.splitlines() if "Requests/sec" in line), out))

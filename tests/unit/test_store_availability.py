@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from cracker.domain.errors import ServiceUnavailable
 from cracker.store.availability import is_unreachable, raise_store_error
+from cracker.store.errors import ConstraintViolation
 
 
 def _wrapped(orig: Exception) -> DBAPIError:
@@ -63,3 +64,11 @@ def test_sqlite_unwritable_or_busy_is_unavailable(message: str) -> None:
 
 def test_sqlite_bug_is_not_unavailable() -> None:
     raise_store_error(sqlite3.OperationalError("no such table: tasks"))  # returns: a 500
+
+
+def test_a_broken_constraint_from_the_sqlite_driver_is_a_constraint_violation() -> None:
+    # The task path's statements run on the sqlite3 driver itself (store/sqlite_sql.py): a
+    # duplicate ledger row or idempotency key must reach the store as the same ConstraintViolation
+    # that SQLAlchemy's IntegrityError gives, not as a 500.
+    with pytest.raises(ConstraintViolation):
+        raise_store_error(sqlite3.IntegrityError("UNIQUE constraint failed: ledger.task_id, ledger.kind"))

@@ -93,6 +93,8 @@ def raise_store_error(exc: BaseException) -> None:
         raise ConstraintViolation(str(exc.orig)) from exc
     if isinstance(exc, PoolTimeout):
         raise ServiceUnavailable("The database is saturated; retry shortly") from exc
+    if isinstance(exc, sqlite3.IntegrityError):  # the task path's statements run on the driver
+        raise ConstraintViolation(str(exc)) from exc
     if isinstance(exc, sqlite3.Error):  # raised by the driver directly (BEGIN, COMMIT, hot reads)
         unavailable = _sqlite_unavailable(exc, str(exc).lower())
         if unavailable is not None:

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from cracker.domain.accounts import ApiKeyRecord, Balance, Scope
 from cracker.domain.tasks import Task, TaskStatus, TaskView
+from cracker.store import sqlite_sql
 from cracker.store.rows import VIEW_COLUMNS, task_from_row, view_from_row
 from cracker.store.schema import accounts, api_keys, ledger, offers, tasks
 
@@ -54,9 +55,16 @@ class Reader:
 
     def __init__(self, conn: Connection, sqlite_driver: sqlite3.Connection | None = None) -> None:
         self.conn = conn
-        # On SQLite the pollers' point read goes straight to the driver with SQL compiled once
-        # from the same statement: SQLAlchemy's execution context costs 3x the read itself.
+        # On SQLite the hot statements go straight to the driver (the pollers' point read, and the
+        # task path's writes: sqlite_sql): SQLAlchemy's execution context costs 3x the statement.
+        if sqlite_driver is None and conn.dialect.name == "sqlite":
+            sqlite_driver = conn.connection.driver_connection
         self._sqlite = sqlite_driver
+
+    @property
+    def sqlite_driver(self) -> sqlite3.Connection | None:
+        """The ``sqlite3`` connection under ``conn`` on SQLite (same transaction); None elsewhere."""
+        return self._sqlite
 
     def get_task(self, task_id: str) -> Task | None:
         row = self.conn.execute(_GET_TASK, {"task_id": task_id}).first()
@@ -160,6 +168,9 @@ class Writer(Reader):
         self, account_id: str, task_id: str | None, kind: str, available: int, held: int, now: float,
         note: str | None = None,
     ) -> None:
+        if note is None and self._sqlite is not None:  # the task path's rows
+            self._sqlite.execute(sqlite_sql.LEDGER, (account_id, task_id, kind, available, held, now))
+            return
         row: dict[str, Any] = {
             "account_id": account_id, "task_id": task_id, "kind": kind, "available_delta": available,
             "held_delta": held, "created_at": now,
@@ -182,8 +193,11 @@ class Writer(Reader):
         The balance check and the debit are one conditional UPDATE, so two concurrent creates can
         never both pass the check on the same money, on SQLite or PostgreSQL alike.
         """
-        changed = self.conn.execute(_HOLD, {"p_account": account_id, "p_amount": amount})
-        if changed.rowcount == 0:
+        if self._sqlite is not None:
+            held = self._sqlite.execute(sqlite_sql.HOLD, {"account": account_id, "amount": amount}).rowcount
+        else:
+            held = self.conn.execute(_HOLD, {"p_account": account_id, "p_amount": amount}).rowcount
+        if held == 0:
             return False
         self._ledger(account_id, task_id, "hold", -amount, amount, now)
         return True
@@ -192,7 +206,11 @@ class Writer(Reader):
         """Capture (keep) or release (refund) a task's hold. The ledger's unique (task, kind) refuses a
         second settlement, which rolls the whole unit of work back."""
         amount = task.price
-        self.conn.execute(_CAPTURE if capture else _RELEASE, {"p_account": task.account_id, "p_amount": amount})
+        if self._sqlite is not None:
+            statement = sqlite_sql.CAPTURE if capture else sqlite_sql.RELEASE
+            self._sqlite.execute(statement, {"account": task.account_id, "amount": amount})
+        else:
+            self.conn.execute(_CAPTURE if capture else _RELEASE, {"p_account": task.account_id, "p_amount": amount})
         kind = "capture" if capture else "release"
         self._ledger(task.account_id, task.id, kind, 0 if capture else amount, -amount, now)
 
