@@ -163,7 +163,7 @@ def plot() -> None:
               f"{row['general']:.1%} | **{row['fine_tuned']:.1%}** | {ratio} | {forgiven} | "
               f"{row['held_out_before']:.1%} / {row['held_out_after']:.1%} | {row['wall_minutes']:.1f} | "
               f"{row['cpu_seconds']:.0f} | {row['threads']} | {row['steps']} | {row['seed']} |")
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = plt.subplots(figsize=(11, 5))
     for series in sorted({row["series"] for row in rows}):
         mine = sorted((row for row in rows if row["series"] == series), key=lambda r: r["labelled"])
         line = axes.plot([r["labelled"] for r in mine], [100 * r["fine_tuned"] for r in mine], marker="o",
@@ -175,10 +175,12 @@ def plot() -> None:
                      label="captcha-default, best published (GPU)")
     axes.axhline(90, color="grey", linewidth=0.8, linestyle=":", label="goal (90 %)")
     axes.set_xscale("log")
+    axes.set_xticks([200, 1000, 5000], ["200", "1,000", "5,000"])
+    axes.minorticks_off()
     axes.set_xlabel("labelled images used (a fifth held out to score)")
     axes.set_ylabel("accuracy on fresh images (%)")
     axes.set_ylim(0, 100)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     axes.set_title("Fine-tuning the general OCR model on a style it never saw (CPU)")
     figure.tight_layout()
     figure.savefig(PLOT, dpi=110)
