@@ -66,14 +66,18 @@ def claim(
     max_running: int, accounts: Sequence[str] | None = None,
 ) -> list[ClaimedTask]:
     driver = _driver(tx)
-    running = Counter(row[0] for row in driver.execute(sqlite_sql.running_accounts(len(types)), tuple(types)))
+    query = sqlite_sql.candidates(len(types), len(accounts or ()), builtin_only)
+    rows = driver.execute(query, (*types, accounts is None, *(accounts or ()), limit)).fetchall()
+    # The running tasks per account rank the candidates; with no cap and one account's candidates
+    # the order is that account's oldest first whatever they are, so they need not be counted.
+    running: Counter[str] = Counter()
+    if max_running or len({row[0] for row in rows}) > 1:
+        running.update(row[0] for row in driver.execute(sqlite_sql.running_accounts(len(types)), tuple(types)))
     # (rank, created_at, id), the rank counted after the account's running tasks (see pg_sql.CLAIM):
     # sorted, the task of the account with the fewest in flight comes first, then the oldest.
     candidates: list[tuple[int, float, str]] = []
     rank, account = 0, None
-    query = sqlite_sql.candidates(len(types), len(accounts or ()), builtin_only)
-    parameters = (*types, accounts is None, *(accounts or ()), limit)
-    for account_id, created_at, task_id in driver.execute(query, parameters):
+    for account_id, created_at, task_id in rows:
         rank = rank + 1 if account_id == account else running[account_id] + 1
         account = account_id
         if not max_running or rank <= max_running:
