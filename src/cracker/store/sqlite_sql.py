@@ -3,9 +3,8 @@
 Every create, claim and completion runs these, on the one writer thread. Through SQLAlchemy Core
 each statement cost its execution context, parameter processing and result wrapping, several
 times what SQLite spends on it: the writer thread was the create's bottleneck
-(bench/create_profile.py). These are the same statements as the Core ones in ``units`` and
-``sqlite_tasks`` (which PostgreSQL's batch create still runs), written once here with named
-parameters; the contract suite runs both stores through them.
+(bench/create_profile.py). ``units`` keeps the same statements as Core ones for PostgreSQL (and
+``sqlite_tasks.create`` for its batch create); the contract suite runs both stores.
 """
 
 from __future__ import annotations
@@ -29,7 +28,10 @@ LEDGER = (
     "INSERT INTO ledger (account_id, task_id, kind, available_delta, held_delta, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
-# The number: see sqlite_tasks._INSERT_NUMBERED_TASK (one past the highest, never below the time in ms).
+# SQLite has no sequences: the next number is one past the highest (one writer, so no race), and
+# never below the creation time in milliseconds, so numbers freed by the retention purge of the
+# newest tasks are not handed out again (a client's old number never names another task).
+# PostgreSQL's column defaults to a sequence instead (0012).
 INSERT_TASK = (
     "INSERT INTO tasks (id, account_id, type, status, params, price, created_at, deadline_at, attempts,"
     " callback_url, pool_only, number) VALUES (:id, :account_id, :type, :status, :params, :price,"
@@ -39,7 +41,8 @@ INSERT_TASK = (
 
 
 def finish(*, fenced: bool, captured: bool) -> str:
-    """A live task's end (see sqlite_tasks._finish_statement), its row returned."""
+    """A live task's end, fenced by its lease when ``fenced``, its row returned. ``cost`` is what the
+    account paid: the held price when captured, else zero."""
     fence = f" AND status = '{_RUNNING}' AND lease_owner = :owner AND attempts = :attempt" if fenced else ""
     return (
         "UPDATE tasks SET status = :status, solution = :solution, error_code = :error_code,"  # noqa: S608
@@ -59,7 +62,9 @@ def _marks(count: int) -> str:
 
 @cache
 def running_accounts(types: int) -> str:
-    """The account of each running task of the claim's types (``types`` placeholders)."""
+    """The account of each running task of the claim's types (``types`` placeholders). Counted by
+    the caller, not by GROUP BY: SQLite would read the whole table in account order
+    (ix_tasks_account) to skip the sort, 69 ms at 150k rows; the running tasks are a few per slot."""
     return f"SELECT account_id FROM tasks WHERE status = '{_RUNNING}' AND type IN ({_marks(types)})"  # noqa: S608
 
 

@@ -23,7 +23,7 @@ from cracker.store.rows import dumps, task_from_row
 from cracker.store.schema import tasks
 from cracker.store.units import LIVE, Writer
 
-_PENDING, _RUNNING = TaskStatus.PENDING.value, TaskStatus.RUNNING.value
+_PENDING = TaskStatus.PENDING.value
 
 _INSERT_TASK = insert(tasks).returning(tasks)
 
