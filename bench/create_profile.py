@@ -73,6 +73,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--native", action="store_true",
                         help="also sample C frames (slows the server ~8x: it stops for each sample)")
+    parser.add_argument("--gil", action="store_true",
+                        help="sample only the thread holding the GIL: where the Python CPU goes, idle waits left out")
+    parser.add_argument("--raw", type=Path, help="also keep py-spy's raw samples (folded stacks) at this path")
     args = parser.parse_args()
     py_spy = Path(sys.executable).with_name("py-spy")
     if shutil.which("wrk") is None or not py_spy.exists():
@@ -99,11 +102,14 @@ def main() -> None:
         time.sleep(1)
         raw = tmp / "profile.raw"
         subprocess.run([str(py_spy), "record", "-p", str(server.pid), "-d", str(args.seconds), "-r", "250", "-f",
-                        "raw", "-o", str(raw), "--threads", *(["--native"] if args.native else [])],
+                        "raw", "-o", str(raw), "--threads", *(["--native"] if args.native else []),
+                        *(["--gil"] if args.gil else [])],
                        check=True, capture_output=True)
         out, _ = load.communicate()
         print(next((line for line in out.splitlines() if "Requests/sec" in line), out))
         summarise(raw)
+        if args.raw is not None:
+            shutil.copyfile(raw, args.raw)
     finally:
         server.terminate()
         server.wait(timeout=15)
