@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -83,8 +85,71 @@ async def idle_latency(ports: list[int], keys: list[str], count: int, unit: Unit
     return out
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of one process so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _group_pids(leader: int) -> list[int]:
+    """The processes of ``leader``'s process group (a server and its proof-of-work pool)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int((entry / "stat").read_text().rpartition(")")[2].split()[2]) == leader:
+                    pids.append(int(entry.name))
+    return pids
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+    return pids
+
+
+class CpuByRole:
+    """CPU seconds per role (API processes, worker processes, PostgreSQL's server processes, the
+    load generator) between ``start`` and ``stop``: where a completed task's CPU goes."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._roles: dict[str, list[int]] = {
+            "API processes": [p.pid for p in cluster.apis.values()],
+            "worker processes": [p.pid for p in cluster.workers if p is not None],
+        }
+        self._before: dict[str, float] = {}
+        self.spent: dict[str, float] = {}
+
+    def _read(self) -> dict[str, float]:
+        out = {role: sum(_cpu_s(pid) for leader in leaders for pid in _group_pids(leader))
+               for role, leaders in self._roles.items()}
+        if self._roles["worker processes"]:
+            out["PostgreSQL server processes"] = sum(_cpu_s(pid) for pid in _postgres_pids())
+        out["load generator (this process)"] = time.process_time()
+        return out
+
+    def start(self) -> None:
+        self._before = self._read()
+
+    def stop(self) -> None:
+        after = self._read()
+        self.spent = {role: after[role] - self._before.get(role, 0.0) for role in after}
+
+    def report(self, tasks: float) -> str:
+        parts = [f"{role} {spent / tasks * 1e6:,.0f} us" for role, spent in self.spent.items() if tasks]
+        return "CPU per completed task: " + ", ".join(parts)
+
+
 async def throughput(
-    ports: list[int], keys: list[str], clients: int, seconds: float, unit: Unit = one_task
+    ports: list[int], keys: list[str], clients: int, seconds: float, unit: Unit = one_task,
+    cpu: CpuByRole | None = None,
 ) -> tuple[float, list[float]]:
     stop_at = 0.0
     done: list[float] = []
@@ -104,6 +169,11 @@ async def throughput(
     runners = [asyncio.create_task(client(i)) for i in range(clients)]
     await asyncio.sleep(max(0.0, warm_until + 2 - time.perf_counter()))
     measured_from, counted_before = time.perf_counter(), len(done)
+    if cpu is not None:
+        cpu.start()
+    await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+    if cpu is not None:
+        cpu.stop()
     await asyncio.gather(*runners)
     elapsed = min(time.perf_counter(), stop_at) - measured_from
     measured = done[counted_before:]
@@ -150,9 +220,11 @@ def report(label: str, idle: list[float], rate: float, loaded: list[float], clie
 def run_setup(label: str, cluster: Cluster, ports: list[int], args: argparse.Namespace, ceiling: Ceiling) -> str:
     keys = [cluster.new_account("100000.00")[1] for _ in range(args.accounts)]
     idle = uvloop.run(idle_latency(ports, keys, args.idle_tasks))
-    rate, loaded = uvloop.run(throughput(ports, keys, args.clients, args.seconds))
+    cpu = CpuByRole(cluster)
+    rate, loaded = uvloop.run(throughput(ports, keys, args.clients, args.seconds, cpu=cpu))
     line = report(label, idle, rate, loaded, args.clients, ceiling)
     print(line, flush=True)
+    print(f"  {label}: {cpu.report(rate * args.seconds)}", flush=True)
     return line
 
 

@@ -131,7 +131,8 @@ class TaskService:
         ``idempotency_key`` seen in the last 24 h the original task comes back (never a second
         charge); the same key with another request is refused.
         """
-        request_hash = _request_hash(task_type, params, callback_url)
+        # Only a keyed create is ever compared with another request.
+        request_hash = "" if idempotency_key is None else _request_hash(task_type, params, callback_url)
         if idempotency_key is not None:
             replay = await self._replay(account_id, idempotency_key, request_hash)
             if replay is not None:

@@ -132,8 +132,8 @@ ledger = Table(
     # second capture even if two workers race past the lease fence.
     UniqueConstraint("task_id", "kind", name="uq_ledger_task_kind"),
 )
-Index("ix_ledger_account", ledger.c.account_id)
-# The dashboard's ledger pages, newest first (0008).
+# The dashboard's ledger pages, newest first (0008), and every other read of an account's ledger:
+# the index on account_id alone was dropped as redundant (0014).
 Index("ix_ledger_account_id", ledger.c.account_id, ledger.c.id)
 
 idempotency_keys = Table(
