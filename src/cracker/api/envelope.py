@@ -55,7 +55,8 @@ def request_id(conn: HTTPConnection) -> str:
 
 
 def task_envelope(conn: HTTPConnection, task: Task | TaskView) -> dict[str, Any]:
-    return domain_task_envelope(task, docs_base(conn))
+    # Only an error names a page of the docs: the base is not worked out for the rest.
+    return domain_task_envelope(task, docs_base(conn) if task.error_code is not None else "")
 
 
 #: ``details`` lists at most this many fields, each text at most _MAX_DETAIL_CHARS: a body of
