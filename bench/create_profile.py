@@ -22,6 +22,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _ceiling import free_port, wait_up
 
@@ -67,6 +69,18 @@ def summarise(raw: Path) -> None:
         print(f"  {n / total:6.1%}  {frame}")
 
 
+def completed_task(port: int, key: str) -> str:
+    """The id of a sandbox task created on the server and polled until it completed."""
+    headers = {"x-solvium-auth": key}
+    base = f"http://127.0.0.1:{port}/v2/tasks"
+    task_id = str(httpx.post(f"{base}/turnstile", json=TURNSTILE, headers=headers).json()["task_id"])
+    for _ in range(200):
+        if httpx.get(f"{base}/{task_id}", headers=headers).json()["status"] == "completed":
+            return task_id
+        time.sleep(0.05)
+    raise SystemExit(f"task {task_id} did not complete")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=8)
@@ -76,6 +90,8 @@ def main() -> None:
     parser.add_argument("--gil", action="store_true",
                         help="sample only the thread holding the GIL: where the Python CPU goes, idle waits left out")
     parser.add_argument("--raw", type=Path, help="also keep py-spy's raw samples (folded stacks) at this path")
+    parser.add_argument("--poll", action="store_true",
+                        help="profile the poll instead: GET /v2/tasks/{id} of a completed task")
     args = parser.parse_args()
     py_spy = Path(sys.executable).with_name("py-spy")
     if shutil.which("wrk") is None or not py_spy.exists():
@@ -92,11 +108,15 @@ def main() -> None:
                               env=env)
     try:
         wait_up(f"http://127.0.0.1:{port}/v2/health", server)
-        script = tmp / "create.lua"
-        script.write_text(f"wrk.method = \"POST\"\nwrk.body = '{json.dumps(TURNSTILE)}'\n"
-                          "wrk.headers[\"Content-Type\"] = \"application/json\"\n")
-        url = f"http://127.0.0.1:{port}/v2/tasks/turnstile"
-        wrk = ["wrk", "-s", str(script), "-H", f"x-solvium-auth: {key}", "-t", "1", "-c", str(args.connections)]
+        wrk = ["wrk", "-H", f"x-solvium-auth: {key}", "-t", "1", "-c", str(args.connections)]
+        if args.poll:
+            url = f"http://127.0.0.1:{port}/v2/tasks/{completed_task(port, key)}"
+        else:
+            script = tmp / "create.lua"
+            script.write_text(f"wrk.method = \"POST\"\nwrk.body = '{json.dumps(TURNSTILE)}'\n"
+                              "wrk.headers[\"Content-Type\"] = \"application/json\"\n")
+            url = f"http://127.0.0.1:{port}/v2/tasks/turnstile"
+            wrk += ["-s", str(script)]
         subprocess.run([*wrk, "-d", "2s", url], check=True, capture_output=True)  # warm-up
         load = subprocess.Popen([*wrk, "-d", f"{args.seconds + 2}s", url], stdout=subprocess.PIPE, text=True)
         time.sleep(1)

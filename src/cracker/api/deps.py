@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -57,10 +58,10 @@ async def authenticate_key(
     if not key:
         addresses.charge(request.scope)
         raise MissingApiKey(missing)
-    if addresses.enabled and not runtime.accounts.is_trusted(key):
-        addresses.check(request.scope)
     try:
-        record = await runtime.accounts.authenticate(key, scope)
+        record = await runtime.accounts.authenticate(
+            key, scope, before_lookup=partial(addresses.check, request.scope) if addresses.enabled else None
+        )
     except (InvalidApiKey, InsufficientScope):
         addresses.charge(request.scope)
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cracker.domain.accounts import ApiKeyInfo, ApiKeyRecord, Balance, Scope, generate_api_key, hash_api_key
@@ -128,10 +129,17 @@ class AccountService:
             raise NotFound(f"No account {account_id}")
         return balance
 
-    async def authenticate(self, api_key: str, needed: Scope) -> ApiKeyRecord:
-        key_hash = hash_api_key(api_key)
+    async def authenticate(
+        self, api_key: str, needed: Scope, *, before_lookup: Callable[[], None] | None = None
+    ) -> ApiKeyRecord:
+        """The key's record, with ``needed`` checked. ``before_lookup`` runs only when the key was not
+        found valid within the cache's lifetime, before the database is read (the HTTP layer's
+        address limit: a known key skips it, an unknown one pays it before costing a read)."""
+        key_hash = hash_api_key(api_key)  # once a request: it is a fifth of a cached poll's own time
         record = self._cached(key_hash)
         if record is None:
+            if before_lookup is not None:
+                before_lookup()
             record = await self._store.read(lambda r: r.get_api_key(key_hash))
             # The lookup is by hash; the comparison below keeps the final check constant-time.
             if record is None or not hmac.compare_digest(record.key_hash, key_hash):
@@ -143,10 +151,6 @@ class AccountService:
         if not record.scope.allows(needed):
             raise InsufficientScope(f"A {record.scope.value} key cannot call this route; it needs {needed.value}")
         return record
-
-    def is_trusted(self, api_key: str) -> bool:
-        """Whether the key was found valid within the cache's lifetime (no database read)."""
-        return self._cached(hash_api_key(api_key)) is not None
 
     def trusted_account(self, api_key: str) -> str | None:
         """The account of a key found valid within the cache's lifetime (no database read), else None."""
