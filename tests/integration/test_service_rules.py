@@ -7,6 +7,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
+from cracker.domain.accounts import Scope
+from cracker.domain.errors import InvalidApiKey, RateLimitExceeded
 from cracker.domain.tasks import TaskStatus
 from cracker.domain.workers import Completion
 from cracker.store import Rejection
@@ -118,3 +122,29 @@ async def test_an_end_nobody_announced_is_found_by_the_fallback_poll_within_a_se
         found_after = time.monotonic() - ended
     assert (view.status, view.error_code) == (TaskStatus.REJECTED, "general_error")
     assert found_after < within(1.5)
+
+
+async def test_the_before_lookup_hook_runs_only_for_a_key_not_known_valid(api) -> None:  # type: ignore[no-untyped-def]
+    """The address limit (``before_lookup``) is paid before a database read, and only by a key the
+    cache does not vouch for: a made-up key pays it every time; a key found valid moments ago skips
+    it; a hook that refuses stops the lookup (the key is not found valid, so it is not cached)."""
+    _, key = await api.account("1.00")
+    calls: list[str] = []
+    accounts = api.runtime.accounts
+
+    def hook() -> None:
+        calls.append("looked up")
+
+    for _ in range(2):
+        with pytest.raises(InvalidApiKey):
+            await accounts.authenticate("sk_" + "x" * 43, Scope.CLIENT, before_lookup=hook)
+    assert calls == ["looked up", "looked up"]
+
+    def refuse() -> None:
+        raise RateLimitExceeded(1.0)
+
+    with pytest.raises(RateLimitExceeded):
+        await accounts.authenticate(key, Scope.CLIENT, before_lookup=refuse)
+    record = await accounts.authenticate(key, Scope.CLIENT, before_lookup=hook)
+    assert calls == ["looked up", "looked up", "looked up"]
+    assert (await accounts.authenticate(key, Scope.CLIENT, before_lookup=refuse)) == record
