@@ -36,12 +36,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _ceiling import free_port, start_bare, wait_up
+from _sandbox_task import completed_task, post_script
 
-TURNSTILE = {"url": "https://example.com", "site_key": "1x00000000000000000000AA"}
 GOALS = {"get": 0.6, "create": 0.25}
 
 
@@ -98,29 +96,6 @@ def run_one(server: Server, args: argparse.Namespace, script: Path | None) -> tu
             raise SystemExit(f"{server.label}: tasks still live 120 s after the run")
         rps = requests / (time.monotonic() - started)
     return rps, (cpu_seconds(server.pid) - before) / requests * 1e6
-
-
-def completed_task(port: int, key: str) -> dict[str, object]:
-    """The envelope of a task created on the server at ``port`` and polled until completed."""
-    headers = {"x-solvium-auth": key}
-    task = httpx.post(f"http://127.0.0.1:{port}/v2/tasks/turnstile", headers=headers, json=TURNSTILE).json()
-    envelope: dict[str, object] = task
-    for _ in range(100):
-        envelope = httpx.get(f"http://127.0.0.1:{port}/v2/tasks/{task['task_id']}", headers=headers).json()
-        if envelope["status"] == "completed":
-            break
-        time.sleep(0.05)
-    return envelope
-
-
-def post_script(workdir: Path) -> Path:
-    script = workdir / "create.lua"
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f"wrk.body = '{json.dumps(TURNSTILE)}'\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
-    )
-    return script
 
 
 def measure(route: str, servers: list[Server], args: argparse.Namespace, script: Path | None) -> None:

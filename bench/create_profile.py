@@ -22,12 +22,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _ceiling import free_port, wait_up
+from _sandbox_task import completed_task, post_script
 
-TURNSTILE = {"url": "https://example.com", "site_key": "1x00000000000000000000AA"}
 #: Stages of a create, by the function that marks them (inclusive share of all samples).
 STAGES = {
     "HTTP in and out (uvicorn, the request-context layer)": "RequestContextMiddleware.__call__",
@@ -69,18 +67,6 @@ def summarise(raw: Path) -> None:
         print(f"  {n / total:6.1%}  {frame}")
 
 
-def completed_task(port: int, key: str) -> str:
-    """The id of a sandbox task created on the server and polled until it completed."""
-    headers = {"x-solvium-auth": key}
-    base = f"http://127.0.0.1:{port}/v2/tasks"
-    task_id = str(httpx.post(f"{base}/turnstile", json=TURNSTILE, headers=headers).json()["task_id"])
-    for _ in range(200):
-        if httpx.get(f"{base}/{task_id}", headers=headers).json()["status"] == "completed":
-            return task_id
-        time.sleep(0.05)
-    raise SystemExit(f"task {task_id} did not complete")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=8)
@@ -110,13 +96,10 @@ def main() -> None:
         wait_up(f"http://127.0.0.1:{port}/v2/health", server)
         wrk = ["wrk", "-H", f"x-solvium-auth: {key}", "-t", "1", "-c", str(args.connections)]
         if args.poll:
-            url = f"http://127.0.0.1:{port}/v2/tasks/{completed_task(port, key)}"
+            url = f"http://127.0.0.1:{port}/v2/tasks/{completed_task(port, key)['task_id']}"
         else:
-            script = tmp / "create.lua"
-            script.write_text(f"wrk.method = \"POST\"\nwrk.body = '{json.dumps(TURNSTILE)}'\n"
-                              "wrk.headers[\"Content-Type\"] = \"application/json\"\n")
             url = f"http://127.0.0.1:{port}/v2/tasks/turnstile"
-            wrk += ["-s", str(script)]
+            wrk += ["-s", str(post_script(tmp))]
         subprocess.run([*wrk, "-d", "2s", url], check=True, capture_output=True)  # warm-up
         load = subprocess.Popen([*wrk, "-d", f"{args.seconds + 2}s", url], stdout=subprocess.PIPE, text=True)
         time.sleep(1)

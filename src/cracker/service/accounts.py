@@ -135,7 +135,7 @@ class AccountService:
         """The key's record, with ``needed`` checked. ``before_lookup`` runs only when the key was not
         found valid within the cache's lifetime, before the database is read (the HTTP layer's
         address limit: a known key skips it, an unknown one pays it before costing a read)."""
-        key_hash = hash_api_key(api_key)  # once a request: it is a fifth of a cached poll's own time
+        key_hash = hash_api_key(api_key)  # the one hash of a request (the address check took a second)
         record = self._cached(key_hash)
         if record is None:
             if before_lookup is not None:
