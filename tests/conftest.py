@@ -126,7 +126,7 @@ class Api:
 async def running_api(settings: Settings, clock: Clock = now) -> AsyncIterator[Api]:
     app = create_app(settings, clock=clock)
     async with app.fastapi.router.lifespan_context(app.fastapi):
-        runtime: Runtime = app.fastapi.state.runtime
+        runtime: Runtime = app.fastapi.cracker.runtime
         if not settings.in_process_workers:
             # Tests without in-process workers play the worker themselves (they claim by hand):
             # an idle built-in worker in the registry makes creation count the built-in types

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
+import httpx
 from starlette.types import Receive, Scope, Send
 
 from tests.conftest import TURNSTILE_PASS, Api, wait_terminal
@@ -88,3 +89,33 @@ async def test_an_unauthenticated_create_is_refused_before_its_body_is_read(api:
         invalid = await wrong.post("/v2/tasks", json=TURNSTILE)
     assert missing.status_code == 401 and missing.json()["error"]["code"] == "missing_api_key"
     assert invalid.status_code == 401 and invalid.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_the_poll_fast_path_answers_as_the_fastapi_route_does(api: Api) -> None:
+    """The poll fast path sends its two ASGI messages itself (no Response object): the same status,
+    headers and body as the FastAPI route of the same path, for a task and for an error."""
+    async with await api.client_for("1.00") as client:
+        created = await client.post("/v2/tasks/turnstile", json=TURNSTILE)
+        task_id = created.json()["task_id"]
+        await wait_terminal(client, task_id)
+        paths = [f"/v2/tasks/{task_id}", "/v2/tasks/0190b1a8-0000-7000-8000-000000000000", "/v2/tasks/nope"]
+        with counting_fastapi(api) as reached:
+            fast = [await client.get(path) for path in paths]
+        assert reached == []
+        fast_path, api.app.fast_path = api.app.fast_path, None
+        try:
+            with counting_fastapi(api) as reached:
+                routed = [await client.get(path) for path in paths]
+        finally:
+            api.app.fast_path = fast_path
+        assert reached == [f"GET {path}" for path in paths]
+
+    def comparable(answer: httpx.Response) -> tuple[int, str, str, dict[str, object]]:
+        body = answer.json()
+        if "error" in body and body.get("task_id") is None:
+            body["error"].pop("request_id", None)  # each request's own id
+        return answer.status_code, answer.headers["content-type"], answer.headers["content-length"], body
+
+    assert [answer.status_code for answer in fast] == [200, 404, 422]
+    assert [comparable(answer) for answer in fast] == [comparable(answer) for answer in routed]
+    assert all(answer.headers["x-request-id"] for answer in fast)

@@ -18,6 +18,7 @@ from cracker.api.openapi import build_openapi
 from cracker.api.protocols import json_api, twocaptcha
 from cracker.api.ratelimit import RateLimiter
 from cracker.api.routes import account, admin, catalogue, legacy_v1, metrics, tasks, workers
+from cracker.api.state import ApiState, attach
 from cracker.config import Settings
 from cracker.domain.clock import Clock, now
 from cracker.logredact import install_log_redaction
@@ -41,7 +42,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings, run_migrations=run_migrations, clock=clock)
-        app.state.runtime = runtime
+        state.runtime = runtime
         try:
             yield
         finally:
@@ -56,18 +57,23 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.docs_base_url = settings.docs_base_url.rstrip("/")
     # Each of the api_processes processes enforces its share of the limits (buckets are in memory:
     # sharing them through the database would cost a round trip per request).
     share = settings.api_processes
-    app.state.rate_limiter = RateLimiter(
-        settings.rate_limit_per_s / share, max(1, round(settings.rate_limit_burst / share))
+    state = ApiState(
+        docs_base_url=settings.docs_base_url.rstrip("/"),
+        rate_limiter=RateLimiter(settings.rate_limit_per_s / share, max(1, round(settings.rate_limit_burst / share))),
+        address_limiter=AddressLimiter(
+            settings.address_rate_limit_per_s / share, max(1, round(settings.address_rate_limit_burst / share))
+        ),
+        long_polls=LongPollSlots(settings.max_long_polls_per_account),
+        signin_limiter=RateLimiter(settings.dashboard_signin_rate_per_s, settings.dashboard_signin_burst),
     )
-    app.state.address_limiter = AddressLimiter(
-        settings.address_rate_limit_per_s / share, max(1, round(settings.address_rate_limit_burst / share))
+    attach(app, state)
+    app.add_middleware(
+        AddressGate, limiter=state.address_limiter, account_limiter=state.rate_limiter,
+        trusted_account=lambda key: state.runtime.accounts.trusted_account(key),
     )
-    app.state.long_polls = LongPollSlots(settings.max_long_polls_per_account)
-    app.add_middleware(AddressGate, limiter=app.state.address_limiter, account_limiter=app.state.rate_limiter)
     install_error_handlers(app)
     for module in (tasks, account, catalogue, metrics, legacy_v1, workers, admin):
         app.include_router(module.router)

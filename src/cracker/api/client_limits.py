@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -96,8 +96,13 @@ class AddressGate:
     the server a header scan and a cache look-up per refusal (``authenticate`` takes the token of
     the requests let through)."""
 
-    def __init__(self, app: ASGIApp, limiter: AddressLimiter, account_limiter: RateLimiter) -> None:
+    def __init__(
+        self, app: ASGIApp, limiter: AddressLimiter, account_limiter: RateLimiter,
+        trusted_account: Callable[[str], str | None],
+    ) -> None:
+        """``trusted_account``: the account of a key found valid moments ago (no database read), else None."""
         self.app = app
+        self.trusted_account = trusted_account
         self.limiter = limiter
         self.account_limiter = account_limiter
 
@@ -108,7 +113,7 @@ class AddressGate:
         state: dict[str, Any] = scope.setdefault("state", {})
         key = api_key_in(scope)
         try:
-            account_id = scope["app"].state.runtime.accounts.trusted_account(key) if key else None
+            account_id = self.trusted_account(key) if key else None
             if account_id is not None:
                 bind_account(account_id)  # its access line names the account, refused or not
                 wait_s = self.account_limiter.peek(account_id)

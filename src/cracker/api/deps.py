@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from cracker.api.client_limits import AUTHENTICATED, AddressLimiter, api_key_in
-from cracker.api.ratelimit import RateLimiter
+from cracker.api.client_limits import AUTHENTICATED, api_key_in
+from cracker.api.state import api_state
 from cracker.domain.accounts import ApiKeyRecord, Scope
 from cracker.domain.errors import InsufficientScope, InvalidApiKey, MissingApiKey, RateLimitExceeded
 from cracker.logs import bind_account
@@ -23,8 +23,7 @@ _bearer = HTTPBearer(auto_error=False, description="The API key as a bearer toke
 
 async def get_runtime(request: Request) -> Runtime:
     # async: FastAPI would run a plain function in a worker thread, a costly hop on every request.
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+    return api_state(request).runtime
 
 
 def api_key_of(request: Request) -> str | None:
@@ -53,23 +52,22 @@ async def authenticate_key(
     """``authenticate`` for a key read elsewhere (the vendor protocols send it in the body);
     ``missing``: what to tell a request without one."""
     state = request.scope.setdefault("state", {})
-    runtime: Runtime = request.app.state.runtime
-    addresses: AddressLimiter = request.app.state.address_limiter
+    shared = api_state(request)
+    addresses = shared.address_limiter
     if not key:
         addresses.charge(request.scope)
         raise MissingApiKey(missing)
     try:
-        record = await runtime.accounts.authenticate(
+        record = await shared.runtime.accounts.authenticate(
             key, scope, before_lookup=partial(addresses.check, request.scope) if addresses.enabled else None
         )
     except (InvalidApiKey, InsufficientScope):
         addresses.charge(request.scope)
         raise
-    request.scope.setdefault("state", {})[AUTHENTICATED] = True
+    state[AUTHENTICATED] = True
     bind_account(record.account_id)
-    limiter: RateLimiter = request.app.state.rate_limiter
     # Per account, not per key: more keys must not buy a higher rate.
-    wait_s = limiter.acquire(record.account_id)
+    wait_s = shared.rate_limiter.acquire(record.account_id)
     if wait_s is not None:
         raise RateLimitExceeded(wait_s)
     state[_AUTHENTICATED_AS] = (record, scope)

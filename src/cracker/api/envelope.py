@@ -29,7 +29,8 @@ def docs_base(conn: HTTPConnection) -> str:
     """Where this server's error pages are: the configured base, else this server as the request
     reached it (Starlette's ``base_url``, read straight from the scope: building URL objects cost
     more than the rest of a poll's envelope)."""
-    configured: str = conn.app.state.docs_base_url
+    # api.state.api_state(conn), read directly: that module imports this one (through client_limits).
+    configured: str = conn.scope["app"].cracker.docs_base_url
     if configured:
         return configured
     scope = conn.scope

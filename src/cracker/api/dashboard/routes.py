@@ -26,6 +26,7 @@ from cracker.api.dashboard import session as sessions
 from cracker.api.dashboard.charts import bar_chart
 from cracker.api.envelope import task_envelope
 from cracker.api.ratelimit import RateLimiter
+from cracker.api.state import api_state
 from cracker.domain.accounts import Scope
 from cracker.domain.clock import now, rfc3339
 from cracker.domain.dashboard import AccountRow, DashboardSession, TaskRow
@@ -65,8 +66,7 @@ templates.env.filters["seconds"] = _seconds
 
 
 def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+    return api_state(request).runtime
 
 
 def _page(request: Request, name: str, session: DashboardSession | None, status_code: int = 200,
@@ -101,12 +101,7 @@ def _date(text: str | None, *, end: bool = False) -> float | None:
 
 
 def _signin_limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter | None = getattr(request.app.state, "signin_limiter", None)
-    if limiter is None:
-        settings = _runtime(request).settings
-        limiter = RateLimiter(settings.dashboard_signin_rate_per_s, settings.dashboard_signin_burst)
-        request.app.state.signin_limiter = limiter
-    return limiter
+    return api_state(request).signin_limiter
 
 
 def _client_address(request: Request) -> str:

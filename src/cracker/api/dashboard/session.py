@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cracker.api.client_limits import AUTHENTICATED
+from cracker.api.state import api_state
 from cracker.domain.dashboard import DashboardSession
-from cracker.runtime import Runtime
 
 SESSION_COOKIE = "cracker_session"
 SIGNIN_COOKIE = "cracker_signin"
@@ -72,7 +72,7 @@ async def current_session(request: Request) -> DashboardSession:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise SignInRequired
-    runtime: Runtime = request.app.state.runtime
+    runtime = api_state(request).runtime
     session = await runtime.dashboard.session(token)
     if session is None:
         raise SignInRequired

@@ -19,6 +19,7 @@ from cracker.api.deps import authenticate_key
 from cracker.api.envelope import JSONBytes
 from cracker.api.protocols.common import ERROR_IDS, describe, vendor_code, vendor_solution
 from cracker.api.protocols.tasks import our_task
+from cracker.api.state import api_state
 from cracker.domain.accounts import ApiKeyRecord, Scope
 from cracker.domain.errors import CrackerError, FieldError, ValidationFailed
 from cracker.domain.money import UNITS_PER_USD, format_usd
@@ -60,8 +61,7 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 
 def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+    return api_state(request).runtime
 
 
 async def task_id_of(runtime: Runtime, account_id: str, raw: Any) -> str:

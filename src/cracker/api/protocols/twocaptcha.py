@@ -20,6 +20,7 @@ from cracker.api.envelope import JSONBytes
 from cracker.api.protocols.common import describe, vendor_code
 from cracker.api.protocols.json_api import task_id_of
 from cracker.api.protocols.tasks import our_task
+from cracker.api.state import api_state
 from cracker.domain.accounts import ApiKeyRecord, Scope
 from cracker.domain.errors import CrackerError, FieldError, ValidationFailed
 from cracker.domain.money import format_usd
@@ -118,8 +119,7 @@ async def _key(request: Request, fields: Mapping[str, Any]) -> ApiKeyRecord:
 
 
 def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+    return api_state(request).runtime
 
 
 async def in_php(request: Request) -> Response:

@@ -18,10 +18,10 @@ from cracker.api.envelope import JSONBytes
 from cracker.api.errors import field_errors
 from cracker.api.params import parse_task_id
 from cracker.api.responses import AUTH, COMMON, errors
+from cracker.api.state import api_state
 from cracker.domain.accounts import Scope
 from cracker.domain.errors import ValidationFailed
 from cracker.domain.task_types import TASK_TYPES
-from cracker.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["legacy v1"])
 
@@ -73,7 +73,7 @@ async def _create(request: Request, task_type: str, fields: dict[str, Any]) -> R
             for d in field_errors(exc.errors())
         ]
         raise ValidationFailed(details) from None
-    runtime: Runtime = request.app.state.runtime
+    runtime = api_state(request).runtime
     created = await runtime.tasks.create(key.account_id, task_type, params)
     return JSONBytes({"message": "Task created", "task_id": created.task.id})
 
@@ -141,7 +141,7 @@ async def cf_clearance(request: Request, body: CfClearanceV1) -> Response:
             responses=errors(*AUTH, *COMMON, "validation_failed", "not_found"), operation_id="v1_get_task_status")
 async def status(request: Request, task_id: str) -> Response:
     key = await authenticate(request, Scope.CLIENT)
-    runtime: Runtime = request.app.state.runtime
+    runtime = api_state(request).runtime
     task = await runtime.tasks.get(key.account_id, parse_task_id(task_id))
     result: dict[str, str] | None = None
     error: str | None = None

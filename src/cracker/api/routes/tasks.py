@@ -17,13 +17,13 @@ from cracker.api.params import MAX_WAIT_S, parse_task_id
 from cracker.api.poll import read_task
 from cracker.api.responses import AUTH, COMMON, errors
 from cracker.api.schemas import BatchResponse, DeliveriesModel, ReportModel, ReportRequest, TaskEnvelope
+from cracker.api.state import api_state
 from cracker.domain.accounts import ApiKeyRecord
 from cracker.domain.catalogue import spec_for
 from cracker.domain.clock import rfc3339
 from cracker.domain.errors import CrackerError, InvalidRequest, OfferNotFound
 from cracker.domain.money import format_usd
 from cracker.domain.task_types import TASK_TYPES, CallbackUrl, TaskType, resolve_type
-from cracker.runtime import Runtime
 from cracker.service.task_batches import MAX_BATCH_ITEMS, BatchItem, ItemError, ItemResult, batch_hash
 
 router = APIRouter(prefix="/v2/tasks", tags=["tasks"])
@@ -54,7 +54,7 @@ async def create_from_body(
         resolved = resolve_type(body.type)  # type: ignore[attr-defined]
         assert resolved is not None  # the discriminator admits known types only
         task_type = resolved.name
-    runtime: Runtime = request.app.state.runtime
+    runtime = api_state(request).runtime
     params = body.model_dump(mode="json", exclude_unset=True, exclude={"type", "callback_url"})
     callback_url = getattr(body, "callback_url", None)
     created = await runtime.tasks.create(
@@ -210,7 +210,7 @@ async def create_tasks_batch(
     request: Request, runtime: RuntimeDep, key: ClientKey, body: BatchRequest, idempotency_key: IdempotencyKey = None,
 ) -> Response:
     # The request took one token (authentication admitted it); each further item costs one more.
-    request.app.state.rate_limiter.charge(key.account_id, len(body.tasks) - 1)
+    api_state(request).rate_limiter.charge(key.account_id, len(body.tasks) - 1)
     items = [_batch_item(raw) for raw in body.tasks]
     created = await runtime.batches.create(key.account_id, items, batch_hash(body.tasks), idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if created.replayed else None
