@@ -63,7 +63,7 @@ def _png(image: Image.Image) -> bytes:
 
 
 def run(generator: str, labelled: int, minutes: float, test: int, threads: int, seed: int,
-        augment: str = "frame", frozen: int = 2, ema: float = 0.0) -> dict[str, object]:
+        augment: str = "frame", frozen: int = 2) -> dict[str, object]:
     from cracker.ocr_training.evaluate import score
     from cracker.ocr_training.finetune import FineTuneConfig, _reader, fine_tune
     from cracker.solvers.ocr.model import OcrModel
@@ -91,8 +91,7 @@ def run(generator: str, labelled: int, minutes: float, test: int, threads: int, 
             print(f"  {done:4.0%} {message} ({time.monotonic() - tuned_at:.0f} s)", flush=True)
 
     cpu_at, tuned_at = time.process_time(), time.monotonic()
-    config = FineTuneConfig(minutes=minutes, threads=threads, seed=seed, augment=augment, frozen=frozen,
-                            ema=ema)
+    config = FineTuneConfig(minutes=minutes, threads=threads, seed=seed, augment=augment, frozen=frozen)
     result = fine_tune(training, None, config, progress)
     wall_minutes, cpu_seconds = (time.monotonic() - tuned_at) / 60, time.process_time() - cpu_at
     import tempfile
@@ -112,7 +111,6 @@ def run(generator: str, labelled: int, minutes: float, test: int, threads: int, 
         "fine_tuned_median_ms": tuned_score.median_ms, "steps": result.steps, "budget_minutes": minutes,
         "wall_minutes": round(wall_minutes, 2), "train_minutes": round(result.seconds / 60, 2),
         "cpu_seconds": round(cpu_seconds, 1), "threads": threads, "seed": seed, "augment": augment, "frozen": frozen,
-        "ema": ema,
         "recorded": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     print(json.dumps(row), flush=True)
@@ -199,14 +197,13 @@ def main() -> None:
     one.add_argument("--test", type=int, default=500)
     one.add_argument("--threads", type=int, default=1)
     one.add_argument("--seed", type=int, default=20261201)
-    one.add_argument("--augment", choices=("frame", "affine", "warp"), default="affine")
+    one.add_argument("--augment", choices=("frame", "affine"), default="affine")
     one.add_argument("--frozen", type=int, default=0, help="first convolution blocks kept frozen (0 to 5)")
-    one.add_argument("--ema", type=float, default=0.0, help="decay of the weights' moving average (0: off)")
     sub.add_parser("plot")
     arguments = parser.parse_args()
     if arguments.command == "run":
         run(arguments.generator, arguments.labelled, arguments.minutes, arguments.test, arguments.threads,
-            arguments.seed, arguments.augment, arguments.frozen, arguments.ema)
+            arguments.seed, arguments.augment, arguments.frozen)
     else:
         plot()
 

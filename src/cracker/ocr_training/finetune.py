@@ -93,9 +93,6 @@ class FineTuneConfig:
     augment: str = "affine"
     #: How many of the first convolution blocks stay frozen (0 to 5).
     frozen: int = 0
-    #: Decay of an exponential moving average of the weights (and batch-norm statistics), which is
-    #: what gets exported and scored; 0 exports the last step's weights.
-    ema: float = 0.0
     seed: int = 1
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -149,25 +146,19 @@ def fine_tune(
     model.train()
     _freeze_norms(model, frozen)
     smoothed, step, done = math.nan, 0, 0.0
-    average = _WeightAverage(model, config.ema) if config.ema > 0 else None
     while done < 1.0:
         step += 1
         batch = [rng.choice(training) for _ in range(config.batch_size)]
         images, targets, lengths = collate_batch(
-            [(to_input(_augment(image, rng, affine=config.augment in ("affine", "warp"),
-                                warp=config.augment == "warp"), height, width), label)
+            [(to_input(_augment(image, rng, affine=config.augment == "affine"), height, width), label)
              for image, label in batch])
         done = max(step / total_steps, (time.monotonic() - train_started) / budget_s)
         for group in optimiser.param_groups:
             group["lr"] = _schedule(min(done, 1.0), config.learning_rate)
         loss, _ = training_step(model, optimiser, autocast, images, targets, lengths)
-        if average is not None:
-            average.update(model, step)
         smoothed = loss.item() if math.isnan(smoothed) else 0.95 * smoothed + 0.05 * loss.item()
         report(min(done, 1.0), f"loss {smoothed:.3f}")
     train_seconds = time.monotonic() - train_started
-    if average is not None:
-        average.load_into(model)
 
     model.eval()
     report(1.0, "exporting and scoring")
@@ -180,28 +171,6 @@ def fine_tune(
     torch.save({key: value.contiguous() for key, value in model.state_dict().items()}, checkpoint)
     return FineTuneResult(onnx=onnx, metadata=metadata, checkpoint=checkpoint.getvalue(), before=before, after=after,
                           train_images=len(training), steps=step, seconds=train_seconds, skipped=skipped)
-
-
-class _WeightAverage:
-    """An exponential moving average of every floating-point tensor of the model's state (weights
-    and batch-norm statistics): the late steps of a fine-tune on a few hundred images wander from
-    one memorising solution to the next, and their average reads fresh images better than any one."""
-
-    def __init__(self, model: CrnnLite, decay: float) -> None:
-        self._decay = decay
-        self._state = {key: value.detach().clone() for key, value in model.state_dict().items()
-                       if value.dtype.is_floating_point}
-
-    @torch.no_grad()
-    def update(self, model: CrnnLite, step: int) -> None:
-        # The usual warm-up of the decay: early on the average follows the weights closely.
-        decay = min(self._decay, (1 + step) / (10 + step))
-        current = model.state_dict()
-        for key, average in self._state.items():
-            average.mul_(decay).add_(current[key].detach(), alpha=1 - decay)
-
-    def load_into(self, model: CrnnLite) -> None:
-        model.load_state_dict({**model.state_dict(), **self._state})
 
 
 def _schedule(done: float, peak: float) -> float:
@@ -219,14 +188,12 @@ def _freeze_norms(model: CrnnLite, frozen: tuple[str, ...]) -> None:
             module.eval()
 
 
-def _augment(image: Image.Image, rng: random.Random, *, affine: bool = False, warp: bool = False) -> Image.Image:
+def _augment(image: Image.Image, rng: random.Random, *, affine: bool = False) -> Image.Image:
     """The image as the same site might have framed it: a few pixels of crop or margin on each side,
     a little brightness and contrast, and with ``affine`` a slight turn, shear and stretch. Nothing
     that changes the style (no other fonts, noise or colours)."""
     if affine and rng.random() < 0.8:
         image = _affine(image, rng)
-    if warp and rng.random() < 0.8:
-        image = _warp(image, rng)
     width, height = image.size
     dx, dy = max(2, width // 30), max(2, height // 12)
     left, right = rng.randint(-dx, dx), rng.randint(-dx, dx)
@@ -256,33 +223,6 @@ def _affine(image: Image.Image, rng: random.Random) -> Image.Image:
     corner = image.getpixel((0, 0))
     return image.transform(image.size, Image.Transform.AFFINE, (a, b, c, d, e, f), Image.Resampling.BILINEAR,
                            fillcolor=corner)
-
-
-def _warp(image: Image.Image, rng: random.Random, cells: int = 4) -> Image.Image:
-    """A gentle rubber-sheet warp: the image cut into ``cells`` columns and two rows of quads whose
-    inner corners move by a few pixels, each quad mapped back piecewise (PIL's mesh transform). Many
-    captcha generators (wheezy among them) warp their text; this varies it without adding anything."""
-    width, height = image.size
-    jitter_x, jitter_y = width / cells / 6, height / 10
-    xs = [round(width * i / cells) for i in range(cells + 1)]
-    ys = [0, height // 2, height]
-
-    def moved(i: int, j: int) -> tuple[float, float]:
-        x, y = xs[i], ys[j]
-        inner_x, inner_y = 0 < i < cells, 0 < j < 2
-        return (x + (rng.uniform(-jitter_x, jitter_x) if inner_x else 0),
-                y + (rng.uniform(-jitter_y, jitter_y) if inner_y else 0))
-
-    source = {(i, j): moved(i, j) for i in range(cells + 1) for j in range(3)}
-    mesh = []
-    for i in range(cells):
-        for j in range(2):
-            box = (xs[i], ys[j], xs[i + 1], ys[j + 1])
-            # The quad's source corners: upper left, lower left, lower right, upper right.
-            quad = (*source[i, j], *source[i, j + 1], *source[i + 1, j + 1], *source[i + 1, j])
-            mesh.append((box, quad))
-    return image.transform(image.size, Image.Transform.MESH, mesh, Image.Resampling.BILINEAR,
-                           fillcolor=image.getpixel((0, 0)))
 
 
 def _score_state(model: CrnnLite, items: Sequence[tuple[Image.Image, str]]) -> Score:
