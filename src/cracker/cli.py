@@ -161,6 +161,7 @@ def serve(
     import uvicorn
 
     from cracker.api.app import create_app
+    from cracker.http_protocol import CoalescingHttpToolsProtocol
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         console.print("--ssl-certfile and --ssl-keyfile go together")
@@ -190,6 +191,7 @@ def serve(
     config = uvicorn.Config(
         create_app(settings, run_migrations=False, access_log=access_log), host=host, port=port,
         log_level=log_level, log_config=None, proxy_headers=False, server_header=False, access_log=False,
+        http=CoalescingHttpToolsProtocol,
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None, ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )
     server = uvicorn.Server(config)
