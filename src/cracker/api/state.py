@@ -1,9 +1,9 @@
 """What the API's handlers share for the life of the application, as one typed object.
 
-It hangs off the FastAPI instance as a plain attribute (``api_state``) rather than Starlette's
-``app.state``: each ``app.state.x`` goes through ``State.__getattr__``, a Python call, about 0.7 us,
-and the poll made four of them, a few per cent of its whole cost (``bench/create_profile.py
---poll --gil``), besides being untyped.
+It hangs off the FastAPI instance as a plain attribute (``app.cracker``, read with ``api_state``)
+rather than in Starlette's ``app.state``: each ``app.state.x`` goes through ``State.__getattr__``,
+a Python call of about 0.7 us, and the poll made four of them, a few per cent of its whole cost
+(``bench/create_profile.py --poll --gil``); and ``app.state`` is untyped.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def attach(app: FastAPI, state: ApiState) -> None:
 
 
 def api_state(conn: HTTPConnection) -> ApiState:
-    """The state of the application serving ``conn`` (the request-context layer puts it in the scope)."""
+    """The state of the application serving ``conn`` (whose scope's ``app`` the request-context layer
+    sets to the FastAPI instance)."""
     state: ApiState = conn.scope["app"].cracker
     return state
