@@ -148,7 +148,7 @@ async def build_runtime(
         store, offers, capacity, notifier, metrics, task_timeout_s=settings.task_timeout_s, callbacks=callbacks,
         max_running_per_account=settings.max_running_per_account, models=ocr_models, clock=clock,
     )
-    reports = ReportService(store, metrics, refund_policy(settings))
+    reports = ReportService(store, metrics, refund_policy(settings), clock=clock)
     completions = CompletionBatcher(tasks)
     completions.start()
     worker_service = WorkerService(

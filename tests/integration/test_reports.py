@@ -14,6 +14,7 @@ from PIL import Image
 from cracker.domain.accounts import Scope
 from cracker.domain.tasks import ClaimedTask
 from cracker.store import audit
+from tests.clock import ManualClock
 from tests.conftest import TURNSTILE_PASS, Api, wait_terminal
 from tests.integration.store.contract.helpers import assert_books_balance
 from tests.integration.test_billing import complete
@@ -211,11 +212,14 @@ async def test_only_a_completed_task_can_be_reported(api_factory) -> None:  # ty
 
 async def test_a_report_after_the_window_is_refused(api_factory) -> None:  # type: ignore[no-untyped-def]
     """Protects the operator's window (CRACKER_REPORT_WINDOW_S): a report after it is 409
-    report_window_closed and refunds nothing; within it the same kind of report is accepted."""
-    async with api_factory(report_window_s=1.0, report_refund_share=1.0) as api:
+    report_window_closed and refunds nothing; within it the same kind of report is accepted.
+    On a clock the test moves: with the wall clock, a loaded machine took more than the window
+    between the fresh task's completion and its report (one CI run in many)."""
+    clock = ManualClock()
+    async with api_factory(report_window_s=1.0, report_refund_share=1.0, clock=clock) as api:
         async with await api.client_for("1.00") as client:
             old, fresh = await completed_turnstiles(client, 2)
-            await asyncio.sleep(1.2)
+            clock.advance(1.2)
             (fresh,) = await completed_turnstiles(client, 1)
             late = await client.post(f"/v2/tasks/{old}/report", json={"correct": False})
             in_time = await client.post(f"/v2/tasks/{fresh}/report", json={"correct": False})

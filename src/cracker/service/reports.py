@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from cracker.domain.clock import now
+from cracker.domain.clock import Clock, now
 from cracker.domain.errors import (
     AlreadyReported,
     FieldError,
@@ -46,10 +46,13 @@ def _model_of(task: Task) -> str:
 
 
 class ReportService:
-    def __init__(self, store: Store, metrics: Metrics, policy: RefundPolicy) -> None:
+    def __init__(self, store: Store, metrics: Metrics, policy: RefundPolicy, *, clock: Clock = now) -> None:
+        """``clock``: the runtime's (the one the task service stamps completions with), so that a
+        task's age at its report is read on one clock."""
         self._store = store
         self._metrics = metrics
         self.policy = policy
+        self._clock = clock
 
     async def report(
         self, account_id: str, task_id: str, *, correct: bool, expected: str | None = None
@@ -63,7 +66,7 @@ class ReportService:
             raise ValidationFailed([FieldError(
                 "expected", "not_allowed", "expected goes with correct=false: a correct answer is its own label"
             )])
-        at = now()
+        at = self._clock()
         try:
             outcome = await self._store.write(lambda tx: self._record(tx, account_id, task_id, correct, expected, at))
         except ConstraintViolation as exc:
@@ -132,7 +135,7 @@ class ReportService:
         still counts."""
         if retention_s <= 0:
             return 0
-        before = now() - max(retention_s, self.policy.period_s)
+        before = self._clock() - max(retention_s, self.policy.period_s)
         return await self._store.write(lambda tx: reports.purge_reports(tx, before))
 
 
