@@ -9,9 +9,10 @@ half of the samples, the two ``transport.write`` lines).
 
 ``CoalescingTransport`` stands between uvicorn and the socket's transport: what is written within
 one turn of the event loop goes out in one ``write`` when that turn ends (``call_soon``), so a
-response sent in one go, as every JSON answer is, costs one system call and one TCP segment. It
-adds no wait: the flush runs before the loop next polls for I/O. Large writes (a streamed body)
-go out at once, so flow control still sees the transport's real buffer.
+response sent in one go, as every JSON answer is, costs one system call and one TCP segment. The
+flush is a ready callback, so the loop's next turn runs it without blocking in its I/O poll: the
+answer waits only for the callbacks already queued ahead of it. Large writes (a streamed body) go
+out at once, so flow control still sees the transport's real buffer.
 """
 
 from __future__ import annotations
