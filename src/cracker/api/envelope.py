@@ -9,6 +9,7 @@ import orjson
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from cracker.api.state import api_state
 from cracker.domain.catalogue import spec_for
 from cracker.domain.envelope import doc_url as domain_doc_url
 from cracker.domain.envelope import task_envelope as domain_task_envelope
@@ -29,8 +30,7 @@ def docs_base(conn: HTTPConnection) -> str:
     """Where this server's error pages are: the configured base, else this server as the request
     reached it (Starlette's ``base_url``, read straight from the scope: building URL objects cost
     more than the rest of a poll's envelope)."""
-    # api.state.api_state(conn), read directly: that module imports this one (through client_limits).
-    configured: str = conn.scope["app"].cracker.docs_base_url
+    configured = api_state(conn).docs_base_url
     if configured:
         return configured
     scope = conn.scope

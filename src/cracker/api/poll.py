@@ -39,10 +39,10 @@ async def poll_envelope(request: Request) -> dict[str, Any]:
     task_id = parse_task_id(request.path_params["task_id"])
     # Most polls carry no query string: skip parsing one (QueryParams costs microseconds a poll).
     wait_s = parse_wait(request.query_params.get("wait")) if request.scope.get("query_string") else None
-    runtime = api_state(request).runtime
+    shared = api_state(request)
+    runtime = shared.runtime
     if wait_s:
-        long_polls = api_state(request).long_polls
-        with long_polls.hold(key.account_id):
+        with shared.long_polls.hold(key.account_id):
             task = await runtime.tasks.wait(key.account_id, task_id, wait_s)
     else:
         task = await runtime.tasks.get(key.account_id, task_id)

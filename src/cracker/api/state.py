@@ -9,13 +9,16 @@ a Python call of about 0.7 us, and the poll made four of them, a few per cent of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.requests import HTTPConnection
 
-from cracker.api.client_limits import AddressLimiter, LongPollSlots
-from cracker.api.ratelimit import RateLimiter
-from cracker.runtime import Runtime
+if TYPE_CHECKING:
+    # For the annotations only: client_limits imports the envelope module, which reads this state.
+    from cracker.api.client_limits import AddressLimiter, LongPollSlots
+    from cracker.api.ratelimit import RateLimiter
+    from cracker.runtime import Runtime
 
 
 @dataclass(slots=True)
