@@ -33,9 +33,10 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_sqlite_engine(url: str, *, writer: bool | None, busy_timeout_ms: int) -> Engine:
+def create_sqlite_engine(url: str, *, writer: bool | None, busy_timeout_ms: int, checkpoint: bool = True) -> Engine:
     """``writer``: True for the writer (BEGIN IMMEDIATE), False for deferred transactions, None for
-    a connection whose transactions the caller begins and ends on the driver itself."""
+    a connection whose transactions the caller begins and ends on the driver itself. ``checkpoint``
+    False: its commits never checkpoint the WAL (another connection does)."""
     engine = create_engine(
         normalise_url(url),
         isolation_level="AUTOCOMMIT" if writer is None else None,
@@ -55,6 +56,8 @@ def create_sqlite_engine(url: str, *, writer: bool | None, busy_timeout_ms: int)
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if not checkpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     if writer is not None:
