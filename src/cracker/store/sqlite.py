@@ -206,9 +206,7 @@ class SqliteStore(Store):
         try:
             if self._write_conn is None:
                 self._write_conn = self._writer.connect()
-            conn = self._write_conn
-            raw = conn.connection.driver_connection
-            assert raw is not None
+            conn, raw = _with_driver(self._write_conn)
             raw.execute("BEGIN IMMEDIATE")
             outcomes = _run_in_transaction(group, conn, raw)
             assert outcomes is not None
@@ -259,9 +257,7 @@ class SqliteStore(Store):
         try:
             if self._loop_conn is None:
                 self._loop_conn = self._loop_writer.connect()
-            conn = self._loop_conn
-            raw = conn.connection.driver_connection
-            assert raw is not None
+            conn, raw = _with_driver(self._loop_conn)
             # The per-task units only write the database, so they can run twice: first all in
             # one go, and only if one of them raises (rare: an Idempotency-Key taken meanwhile),
             # all rolled back and run again, each in its savepoint. A savepoint costs its two
@@ -305,8 +301,7 @@ class SqliteStore(Store):
         try:
             if self._write_conn is None:
                 self._write_conn = self._writer.connect()
-            raw = self._write_conn.connection.driver_connection
-            assert raw is not None
+            _conn, raw = _with_driver(self._write_conn)
             raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except (DBAPIError, OSError, PoolTimeout, sqlite3.Error) as exc:
             log.warning("a SQLite checkpoint failed (the next one retries): %s", exc)
@@ -349,6 +344,13 @@ _Queued = tuple[Callable[[Writer], Any], "asyncio.Future[Any]"]
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 _NO_FUTURE: Any = None
 log = logging.getLogger("cracker.store")
+
+
+def _with_driver(conn: Connection) -> tuple[Connection, sqlite3.Connection]:
+    """The connection and the ``sqlite3`` one under it, which the transactions are run on."""
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    return conn, raw
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
