@@ -320,11 +320,16 @@ class SqliteStore(Store):
         self._writer.dispose()
 
     async def close(self) -> None:
+        # Writes still queued on the loop (callers not answered yet) are written first; the
+        # writer thread's queue runs before its close below (one thread, first in first out).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _CLOSE_WAIT_S
+        while self._loop_queue and loop.time() < deadline:
+            await asyncio.sleep(0.001)
         if self._loop_conn is not None:
             self._loop_conn.close()
             self._loop_conn = None
         self._loop_writer.dispose()
-        loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._write_thread, self._close_writer)
         self._write_thread.shutdown(wait=True)
         if self._read_conn is not None:
@@ -338,6 +343,8 @@ _GROUP = 128
 #: The loop's commits between two checkpoints: about SQLite's own 1,000 pages (wal_autocheckpoint),
 #: at 13-15 pages a commit of a few per-task units.
 _CHECKPOINT_EVERY = 64
+#: How long a close waits for the loop's queued writes.
+_CLOSE_WAIT_S = 5.0
 #: A unit of work and its caller's future.
 _Queued = tuple[Callable[[Writer], Any], "asyncio.Future[Any]"]
 #: (the caller's future, the result, the exception raised instead).

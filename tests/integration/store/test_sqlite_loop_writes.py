@@ -135,3 +135,22 @@ async def test_writes_queued_when_a_checkpoint_falls_due_are_written_after_it(st
     )
     assert all(task is not None for task in crowd)
     await assert_books_balance(store)
+
+
+async def test_a_close_writes_what_is_still_queued_first_and_leaves_nothing_open(db_path: Path) -> None:
+    store = open_store(f"sqlite:///{db_path}")
+    account = await new_account(store)
+    pending = [asyncio.create_task(store.create_task(new_task(account))) for _ in range(3)]
+    await asyncio.sleep(0)  # queued on the loop, not yet run
+    await store.close()
+    created = [await task for task in pending]
+    assert all(task is not None for task in created)
+    # And nothing is left open: the last connection to close removes the WAL file.
+    assert not db_path.with_name(db_path.name + "-wal").exists()
+    reopened = open_store(f"sqlite:///{db_path}")
+    try:
+        views = [await reopened.get_task_view(task.id) for task in created if task is not None]
+        assert all(view is not None for view in views)
+        await assert_books_balance(reopened)
+    finally:
+        await reopened.close()
