@@ -322,14 +322,14 @@ class SqliteStore(Store):
     async def close(self) -> None:
         # Writes still queued on the loop (callers not answered yet) are written first; the
         # writer thread's queue runs before its close below (one thread, first in first out).
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _CLOSE_WAIT_S
-        while self._loop_queue and loop.time() < deadline:
-            await asyncio.sleep(0.001)
+        queued = [future for _work, future in self._loop_queue]
+        if queued:
+            await asyncio.wait(queued, timeout=_CLOSE_WAIT_S)
         if self._loop_conn is not None:
             self._loop_conn.close()
             self._loop_conn = None
         self._loop_writer.dispose()
+        loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._write_thread, self._close_writer)
         self._write_thread.shutdown(wait=True)
         if self._read_conn is not None:
