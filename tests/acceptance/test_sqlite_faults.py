@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cracker.store import audit, open_store
+from tests.acceptance.ledger_check import books_at
 from tests.conftest import NOT_POSSIBLE_HERE, LiveServer, started_server
 
 COMPLETES = {"url": "https://a.example", "site_key": "1x00000000000000000000AA"}
@@ -216,19 +216,8 @@ def test_sqlite_read_only(tmp_path: Path) -> None:
 
 
 def _assert_audit(db: Path) -> None:
-    report, ledger_ok = asyncio.run(_audit(f"sqlite:///{db}"))
+    report, ledger_ok = asyncio.run(books_at(f"sqlite:///{db}"))
     assert set(report.tasks_by_status) == {"completed"}, report
     assert ledger_ok, report
 
 
-async def _audit(url: str) -> tuple[audit.LedgerAudit, bool]:
-    store = open_store(url)
-    try:
-        report = await store.read(audit.audit_ledger)
-        totals = await store.read(lambda r: r.ledger_totals())
-        balances = await store.read(lambda r: r.account_balances())
-    finally:
-        await store.close()
-    clean = (report.bad_holds, report.captured_twice, report.released_twice, report.captured_and_released,
-             report.completed_not_captured, report.terminal_not_settled, report.live_but_settled) == (0,) * 7
-    return report, clean and totals == balances

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from cracker.store import audit, open_store
+from tests.acceptance.ledger_check import books_at
 from tests.conftest import started_server
 from tests.timing import within
 
@@ -44,19 +44,6 @@ def _drive(base_url: str, key: str, acknowledged: list[str]) -> None:
     asyncio.run(clients())
 
 
-async def _audit(url: str) -> tuple[audit.LedgerAudit, bool]:
-    store = open_store(url)
-    try:
-        report = await store.read(audit.audit_ledger)
-        totals = await store.read(lambda r: r.ledger_totals())
-        balances = await store.read(lambda r: r.account_balances())
-    finally:
-        await store.close()
-    clean = (report.bad_holds, report.captured_twice, report.released_twice, report.captured_and_released,
-             report.completed_not_captured, report.terminal_not_settled, report.live_but_settled) == (0,) * 7
-    return report, clean and totals == balances
-
-
 def test_a_killed_sqlite_server_loses_no_acknowledged_task(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'live.db'}"
     acknowledged: list[str] = []
@@ -74,7 +61,7 @@ def test_a_killed_sqlite_server_loses_no_acknowledged_task(tmp_path: Path) -> No
         assert not driver.is_alive()
     killed_at = len(acknowledged)
 
-    report, balanced = asyncio.run(_audit(database))
+    report, balanced = asyncio.run(books_at(database))
     assert balanced, report
 
     # Started again on the same file, it serves every acknowledged task, and the ones the kill
@@ -91,6 +78,6 @@ def test_a_killed_sqlite_server_loses_no_acknowledged_task(tmp_path: Path) -> No
             for task_id in pending[:20]:
                 ended = client.get(f"/v2/tasks/{task_id}?wait=30", timeout=40).json()
                 assert ended["status"] == "completed", ended
-    report, balanced = asyncio.run(_audit(database))
+    report, balanced = asyncio.run(books_at(database))
     assert balanced, report
     assert len(acknowledged) == killed_at
