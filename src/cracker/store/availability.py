@@ -15,7 +15,8 @@ from cracker.store.errors import ConstraintViolation
 
 log = logging.getLogger("cracker.store")
 
-_SQLITE_TRANSIENT = ("database is locked", "database is busy")
+#: Another connection holds the file lock (SQLITE_BUSY): the store's loop writer hands off on it.
+SQLITE_BUSY = ("database is locked", "database is busy")
 #: SQLite cannot write the file at all: the disk is full (SQLITE_FULL), the file or its folder is
 #: read-only (SQLITE_READONLY, or SQLITE_IOERR when a write through an open descriptor is refused),
 #: or it cannot be opened. Nothing was written (the transaction rolled back); the condition is an
@@ -25,7 +26,7 @@ _SQLITE_UNWRITABLE = (
 )
 #: Failures of the database itself rather than of one statement: SQLite may have rolled the whole
 #: transaction back (a full disk does), so a group of units of work fails as one (store.sqlite).
-SQLITE_DATABASE_FAILURES = (*_SQLITE_TRANSIENT, *_SQLITE_UNWRITABLE, "malformed", "not a database")
+SQLITE_DATABASE_FAILURES = (*SQLITE_BUSY, *_SQLITE_UNWRITABLE, "malformed", "not a database")
 #: An unwritable database is logged at most this often (every request meets it meanwhile).
 _UNWRITABLE_LOG_EVERY_S = 10.0
 _last_unwritable_log = 0.0
@@ -34,7 +35,7 @@ _last_unwritable_log = 0.0
 def _sqlite_unavailable(exc: BaseException, text: str) -> ServiceUnavailable | None:
     """The retryable error for a SQLite failure the operator or time clears, else None."""
     global _last_unwritable_log
-    if any(marker in text for marker in _SQLITE_TRANSIENT):
+    if any(marker in text for marker in SQLITE_BUSY):
         return ServiceUnavailable("The database is busy; retry shortly")
     if any(marker in text for marker in _SQLITE_UNWRITABLE):
         if time.monotonic() - _last_unwritable_log >= _UNWRITABLE_LOG_EVERY_S:

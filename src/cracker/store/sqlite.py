@@ -34,7 +34,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from cracker.domain.tasks import ClaimedTask, Task, TaskView
 from cracker.domain.workers import Completion
 from cracker.store import sqlite_sql, sqlite_tasks
-from cracker.store.availability import SQLITE_DATABASE_FAILURES, raise_store_error
+from cracker.store.availability import SQLITE_BUSY, SQLITE_DATABASE_FAILURES, raise_store_error
 from cracker.store.engines import create_sqlite_engine
 from cracker.store.errors import ConstraintViolation, IdempotencyKeyTaken
 from cracker.store.interface import NewTask, Rejection, Store
@@ -349,7 +349,6 @@ _CLOSE_WAIT_S = 5.0
 _Queued = tuple[Callable[[Writer], Any], "asyncio.Future[Any]"]
 #: (the caller's future, the result, the exception raised instead).
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
-_NO_FUTURE: Any = None
 log = logging.getLogger("cracker.store")
 
 
@@ -361,7 +360,7 @@ def _with_driver(conn: Connection) -> tuple[Connection, sqlite3.Connection]:
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    return "database is locked" in str(exc) or "database is busy" in str(exc)
+    return any(marker in str(exc) for marker in SQLITE_BUSY)
 
 
 def _run_in_transaction(
