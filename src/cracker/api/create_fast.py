@@ -26,7 +26,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from cracker.api.deps import authenticate
 from cracker.api.errors import error_response_for
-from cracker.api.routes.tasks import CREATE_VALIDATORS, TYPED_CREATE, create_from_body
+from cracker.api.routes.tasks import CREATE_VALIDATORS, TYPED_CREATE, create_envelope
 from cracker.domain.accounts import Scope as KeyScope
 
 _PREFIX = "/v2/tasks"
@@ -145,8 +145,15 @@ async def serve_create(scope: Scope, receive: Receive, send: Send, *, max_body_b
         return False, handed_on
     idempotency_key = key_header.decode("latin-1") if key_header is not None else None
     try:
-        response = await create_from_body(request, key, validated, idempotency_key)
+        envelope, headers = await create_envelope(request, key, validated, idempotency_key)
     except Exception as exc:
-        response = error_response_for(request, exc)
-    await response(scope, handed_on, send)
+        await error_response_for(request, exc)(scope, handed_on, send)
+        return True, handed_on
+    # The two messages the route's JSONBytes response would send, without building one.
+    payload = orjson.dumps(envelope)
+    await send({"type": "http.response.start", "status": 201, "headers": [
+        (b"content-length", b"%d" % len(payload)), (b"content-type", b"application/json"),
+        *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()),
+    ]})
+    await send({"type": "http.response.body", "body": payload})
     return True, handed_on

@@ -184,7 +184,7 @@ class TaskService:
 
     def created(self, task: Task) -> None:
         """Count a task just committed, and wake the workers."""
-        self._metrics.created.labels(task.type).inc()
+        self._metrics.created_of(task.type).inc()
         self._notifier.task_created()
 
     async def _insert(
@@ -360,9 +360,9 @@ class TaskService:
 
     def _finished(self, task: Task) -> None:
         if task.status is TaskStatus.COMPLETED:
-            self._metrics.completed.labels(task.type).inc()
+            self._metrics.completed_of(task.type).inc()
         else:
             self._metrics.rejected.labels(task.type, task.error_code or "general_error").inc()
         if task.completed_at is not None:
-            self._metrics.solve_seconds.labels(task.type).observe(max(0.0, task.completed_at - task.created_at))
+            self._metrics.solve_seconds_of(task.type).observe(max(0.0, task.completed_at - task.created_at))
         self._notifier.task_finished(task.id)

@@ -49,6 +49,15 @@ async def create_from_body(
 ) -> Response:
     """Create the task a validated body describes: its type is the model's (a per-type route's) or
     its ``type`` field (the typed route's)."""
+    envelope, headers = await create_envelope(request, key, body, idempotency_key)
+    return JSONBytes(envelope, status_code=201, headers=headers)
+
+
+async def create_envelope(
+    request: Request, key: ApiKeyRecord, body: BaseModel, idempotency_key: str | None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``create_from_body``'s answer before it is a response: the 201's envelope and its headers
+    (the create fast path sends them itself)."""
     task_type = _TYPE_OF_MODEL.get(type(body))
     if task_type is None:
         resolved = resolve_type(body.type)  # type: ignore[attr-defined]
@@ -63,7 +72,7 @@ async def create_from_body(
     headers = {"Location": f"/v2/tasks/{created.task.id}"}
     if created.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONBytes(task_envelope(request, created.task), status_code=201, headers=headers)
+    return task_envelope(request, created.task), headers
 
 
 def _schema_name(task_type: TaskType) -> str:
