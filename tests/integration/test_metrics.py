@@ -22,6 +22,8 @@ async def test_metrics_per_type(api_factory) -> None:  # type: ignore[no-untyped
         for family in text_string_to_metric_families(response.text)
         for s in family.samples
     }
+    # The create and completion paths count through cached children (metrics.ByType): the series are the same.
+    assert samples[("cracker_tasks_created_total", (("type", "turnstile"),))] == 2
     assert samples[("cracker_tasks_completed_total", (("type", "turnstile"),))] == 1
     assert samples[("cracker_tasks_rejected_total", (("code", "challenge_error"), ("type", "turnstile")))] == 1
     assert samples[("cracker_solve_seconds_count", (("type", "turnstile"),))] == 2
