@@ -47,8 +47,9 @@ async def test_thousands_of_searches_of_one_task_are_one_share(python_engine: Po
     hits = await many
     assert other is not None and other.nonce == 7
     assert [hit.nonce if hit else None for hit in hits] == [i % 7 for i in range(5000)]
-    # Round robin: the other task waited for about one chunk per worker, not for 5,000 of them.
-    assert waited < within(5)
+    # Round robin: the other task waited for about one chunk per worker, not for 5,000 of them
+    # (about 3 s here, on a 2-core VM, when each search of the big task counted as an account).
+    assert waited < within(1)
     assert python_engine.active_tasks == 0
 
 

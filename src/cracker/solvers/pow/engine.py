@@ -205,7 +205,8 @@ class PowEngine:
         of this search in flight (default: one per worker); 1 suits many small searches run at
         once (Cap's sub-challenges): each then finds its smallest nonce and wastes nothing.
         ``task`` and ``account``: the keys the pool is shared by (a task's searches share its
-        turns, an account's tasks share the account's); left out, the search is one of its own.
+        turns, an account's tasks share the account's); a task without an account is an account of its
+        own, and a search with neither is one of its own.
         """
         if kernel not in kernels.KERNELS:
             raise ValueError(f"unknown kernel {kernel!r}")
@@ -219,7 +220,13 @@ class PowEngine:
         width = max(1, min(parallel or self._workers, self._workers))
         # A range smaller than width chunks is split evenly, so that every core takes a part.
         chunk = max(1, min(chunk, -(-(stop - start) // width)))
-        account_key = account if account is not None else object()
+        # A task given without its account is an account of its own: its searches still share one
+        # set of turns (keyed by a fresh account per search, each search was an account apart, and
+        # 5,000 searches of one task took 5,000 turns ahead of another task's one).
+        if account is not None:
+            account_key: object = account
+        else:
+            account_key = ("task without an account", task) if task is not None else object()
         task_key = (account_key, task if task is not None else object())
         account_turns = self._accounts.setdefault(account_key, _Turns())
         task_turns = self._tasks.setdefault(task_key, _Turns())
