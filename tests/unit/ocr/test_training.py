@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from rich.console import Console
 from typer.testing import CliRunner
 
 try:
@@ -22,6 +23,7 @@ except ImportError:  # the ocr-train extra is not installed
     pytest.skip("the training tests need the ocr-train extra (torch)", allow_module_level=True)
 
 from cracker.cli import app
+from cracker.ocr_training import commands
 from cracker.ocr_training.export import export_checkpoint
 from cracker.ocr_training.generators import ALPHABET, Sample, samples
 from cracker.ocr_training.history import read as read_history
@@ -269,10 +271,13 @@ def test_fine_tuning_on_a_labelled_folder_grows_the_checkpoint_it_starts_from(tm
 
 
 @pytest.mark.parametrize("look", [[], ["--one-look"]])
-def test_eval_ocr_scores_a_labelled_folder(tmp_path: Path, look: list[str]) -> None:
+def test_eval_ocr_scores_a_labelled_folder(tmp_path: Path, look: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     for number, drawn in enumerate(samples(["captcha"], 6, seed=3)):
         drawn.image.save(tmp_path / f"{drawn.text}_{number}.png")
-    result = CliRunner().invoke(app, ["eval-ocr", str(tmp_path), *look], env={"COLUMNS": "200"})
+    # Wide enough for the folder's whole path: the module's console took its width when it was
+    # first imported (by whichever test came first), so COLUMNS set here would not reach it.
+    monkeypatch.setattr(commands, "console", Console(width=250))
+    result = CliRunner().invoke(app, ["eval-ocr", str(tmp_path), *look])
     assert result.exit_code == 0, result.output
     assert "sequence acc." in result.output and str(tmp_path) in result.output
     row = next(line for line in result.output.splitlines() if str(tmp_path) in line)
