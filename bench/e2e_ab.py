@@ -32,7 +32,17 @@ from pathlib import Path
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from e2e_bench import BODY, Cluster, CpuByRole, create_database, drop_database, one_request, start_bare, throughput
+from e2e_bench import (
+    BODY,
+    CEILING_ENVELOPE,
+    Cluster,
+    CpuByRole,
+    create_database,
+    drop_database,
+    one_request,
+    start_bare,
+    throughput,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "acceptance"))
 from cluster import ADMIN_URL
@@ -89,9 +99,7 @@ def main() -> int:
         print(f"max_connections is {allowed}; two set-ups need about {NEEDED_CONNECTIONS} (see the docstring)")
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="cracker-ab-"))
-    envelope = {"task_id": "0" * 36, "type": "turnstile", "status": "pending", "solution": None, "error": None,
-                "cost": None, "created_at": "2026-12-01T00:00:00.000Z", "started_at": None, "completed_at": None}
-    bare, bare_port = start_bare(workdir, envelope)
+    bare, bare_port = start_bare(workdir, CEILING_ENVELOPE)
     setups: list[Setup] = []
     try:
         setups.append(start_setup("this", workdir, None, args.accounts))

@@ -44,6 +44,9 @@ from _rawhttp import Connection
 from cluster import Cluster, create_database, drop_database, free_port
 
 BODY = {"url": "https://bench.example", "site_key": "1x00000000000000000000AA"}
+#: What the bare endpoint answers: a create's envelope, of the size Cracker's is.
+CEILING_ENVELOPE = {"task_id": "0" * 36, "type": "turnstile", "status": "pending", "solution": None, "error": None,
+                    "cost": None, "created_at": "2026-12-01T00:00:00.000Z", "started_at": None, "completed_at": None}
 
 
 async def one_task(conn: Connection) -> float:
@@ -200,9 +203,7 @@ class Ceiling:
 
 def measure_ceiling(workdir: Path, args: argparse.Namespace, when: str) -> Ceiling:
     """The bare endpoint, driven by the same client as the set-ups, in this run."""
-    envelope = {"task_id": "0" * 36, "type": "turnstile", "status": "pending", "solution": None, "error": None,
-                "cost": None, "created_at": "2026-12-01T00:00:00.000Z", "started_at": None, "completed_at": None}
-    proc, port = start_bare(workdir, envelope)
+    proc, port = start_bare(workdir, CEILING_ENVELOPE)
     try:
         idle = uvloop.run(idle_latency([port], ["none"], args.idle_tasks, one_request))
         rate, loaded = uvloop.run(throughput([port], ["none"], args.clients, args.seconds, one_request))

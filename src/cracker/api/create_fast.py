@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from cracker.api.deps import authenticate
+from cracker.api.envelope import send_json
 from cracker.api.errors import error_response_for
 from cracker.api.routes.tasks import CREATE_VALIDATORS, TYPED_CREATE, create_envelope
 from cracker.domain.accounts import Scope as KeyScope
@@ -149,11 +150,7 @@ async def serve_create(scope: Scope, receive: Receive, send: Send, *, max_body_b
     except Exception as exc:
         await error_response_for(request, exc)(scope, handed_on, send)
         return True, handed_on
-    # The two messages the route's JSONBytes response would send, without building one.
-    payload = orjson.dumps(envelope)
-    await send({"type": "http.response.start", "status": 201, "headers": [
-        (b"content-length", b"%d" % len(payload)), (b"content-type", b"application/json"),
-        *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()),
-    ]})
-    await send({"type": "http.response.body", "body": payload})
+    await send_json(send, 201, envelope, [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    ])
     return True, handed_on

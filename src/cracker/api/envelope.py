@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
+from starlette.types import Send
 
 from cracker.api.state import api_state
 from cracker.domain.catalogue import spec_for
@@ -24,6 +25,18 @@ class JSONBytes(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+async def send_json(
+    send: Send, status: int, content: Any, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """The two ASGI messages a JSONBytes response sends, without building one: the fast paths'
+    answer (its header list and its call cost about as much as the rest of a poll's envelope)."""
+    body = orjson.dumps(content)
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-length", b"%d" % len(body)), (b"content-type", b"application/json"), *headers,
+    ]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def docs_base(conn: HTTPConnection) -> str:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from cracker.api.deps import authenticate
-from cracker.api.envelope import JSONBytes, task_envelope
+from cracker.api.envelope import JSONBytes, send_json, task_envelope
 from cracker.api.errors import error_response_for
 from cracker.api.params import parse_task_id, parse_wait
 from cracker.api.state import api_state
@@ -67,14 +66,9 @@ async def serve_poll(scope: Scope, receive: Receive, send: Send) -> bool:
     scope["route"] = _POLL  # its template names the access line's route, as FastAPI's router does
     request = Request(scope, receive)
     try:
-        body = orjson.dumps(await poll_envelope(request))
+        envelope = await poll_envelope(request)
     except Exception as exc:
         await error_response_for(request, exc)(scope, receive, send)
         return True
-    # The two messages a JSONBytes response sends, without building one (its header list and
-    # its call cost about as much as the rest of a poll's envelope).
-    await send({"type": "http.response.start", "status": 200, "headers": [
-        (b"content-length", b"%d" % len(body)), (b"content-type", b"application/json"),
-    ]})
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, 200, envelope)
     return True
