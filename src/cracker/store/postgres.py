@@ -43,6 +43,7 @@ from cracker.store.engines import PgTimeouts, create_postgres_engine
 from cracker.store.errors import ConstraintViolation, IdempotencyKeyTaken
 from cracker.store.interface import NewTask, Rejection, Store
 from cracker.store.notify import asyncpg_dsn
+from cracker.store.pg_groups import CreateGroups
 from cracker.store.rows import dumps, task_from_row, view_from_row
 from cracker.store.units import Reader, Writer
 
@@ -88,6 +89,12 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     """
 
 
+def _create_args(new: NewTask) -> list[Any]:
+    """``pg_sql.CREATE``'s arguments."""
+    return [new.task_id, new.account_id, new.price, new.created_at, new.type, dumps(new.params), new.deadline_at,
+            new.callback_url, new.pool_only]
+
+
 class PostgresStore(Store):
     dialect = "postgresql"
 
@@ -103,19 +110,16 @@ class PostgresStore(Store):
         self._statement_pool_size = statement_pool_size
         self._pool: asyncpg.Pool | None = None
         self._opening: asyncio.Lock | None = None
+        self._create_groups = CreateGroups(self._create_one, self._create_group)
 
     # --- the per-task operations: one statement each (see pg_sql) -------------------------------
 
     async def create_task(self, new: NewTask) -> Task | None:
-        args: list[Any] = [
-            new.task_id, new.account_id, new.price, new.created_at, new.type, dumps(new.params), new.deadline_at,
-            new.callback_url, new.pool_only,
-        ]
         key = new.idempotency
         if key is None:
-            created = await self._run(lambda conn: conn.fetchval(pg_sql.CREATE, *args))
+            created = await self._create_groups.submit(new)
         else:
-            args += [key.key, key.request_hash]
+            args = [*_create_args(new), key.key, key.request_hash]
             try:
                 created = await self._run(lambda conn: conn.fetchval(pg_sql.CREATE_WITH_KEY, *args))
             except ConstraintViolation:
@@ -138,6 +142,16 @@ class PostgresStore(Store):
             created_at=new.created_at, started_at=None, completed_at=None, deadline_at=new.deadline_at,
             lease_owner=None, attempts=0, callback_url=new.callback_url,
         )
+
+    async def _create_one(self, new: NewTask) -> bool:
+        args = _create_args(new)
+        return bool(await self._run(lambda conn: conn.fetchval(pg_sql.CREATE, *args)))
+
+    async def _create_group(self, args: list[Any]) -> set[str]:
+        # Retried: the group's accounts are locked in id order, but a lost deadlock (another
+        # writer that locks several accounts otherwise) must not fail the group's creates.
+        rows = await self._run(lambda conn: conn.fetch(pg_sql.CREATE_GROUP, *args), retry=True)
+        return {row[0] for row in rows}
 
     async def claim_tasks(
         self, types: Sequence[str], owner: str, limit: int, lease_s: float, now: float, *, builtin_only: bool = False,
