@@ -57,19 +57,21 @@ class TurnGroups(ABC, Generic[Item, Result]):
     async def _run_group(self, group: list[tuple[Item, asyncio.Future[Result]]]) -> None: ...
 
 
-def settle(future: asyncio.Future[Result], result: Result | None = None, exc: BaseException | None = None) -> None:
-    if future.done():  # its request was cancelled (the client left); what was done stands regardless
-        return
-    if exc is not None:
+def _resolve(future: asyncio.Future[Result], result: Result) -> None:
+    if not future.done():  # done: its request was cancelled; what was written stands regardless
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Result], exc: BaseException) -> None:
+    if not future.done():
         future.set_exception(exc)
-    else:
-        future.set_result(result)  # type: ignore[arg-type]  # None only where Result admits it
 
 
 #: Runs one create alone (``pg_sql.CREATE``): whether it was created.
 CreateOne = Callable[[NewTask], Awaitable[bool]]
-#: Runs ``pg_sql.CREATE_GROUP`` with these arguments: the ids created.
-CreateGroup = Callable[[list[Any]], Awaitable[set[str]]]
+#: Runs ``pg_sql.CREATE_GROUP[skip_locked]`` with these arguments: the ids created.
+CreateGroup = Callable[[list[Any], bool], Awaitable[set[str]]]
+_Queued = tuple[NewTask, "asyncio.Future[bool]"]
 
 
 def create_group_args(group: Sequence[NewTask]) -> list[Any]:
@@ -82,44 +84,58 @@ def create_group_args(group: Sequence[NewTask]) -> list[Any]:
 
 
 class CreateGroups(TurnGroups[NewTask, bool]):
-    """Each create keeps its own outcome: an account that cannot pay for all of its tasks in a group
-    has them created one by one instead, in arrival order (``pg_sql.CREATE_GROUP``), and a group
-    whose statement fails for any reason but an unreachable server is retried one create at a
-    time, so one request's failure is never another's."""
+    """Each create keeps its own outcome, and no account's creates wait for another account's row.
+
+    The first pass skips the accounts whose row is locked (by their own earlier creates or
+    completions) and those that cannot pay for all of their tasks in the group; each such
+    account's tasks then run as a group of that account alone, which waits for its own row, and
+    if the account cannot pay for them all, one by one in arrival order, which takes as many as
+    its balance allows. A group whose statement fails for any reason but an unreachable server
+    (it was rolled back whole) is retried per account, then one create at a time, so one
+    request's failure is never another's."""
 
     def __init__(self, create_one: CreateOne, create_group: CreateGroup) -> None:
         super().__init__()
         self._create_one = create_one
         self._create_group = create_group
 
-    async def _run_group(self, group: list[tuple[NewTask, asyncio.Future[bool]]]) -> None:
+    async def _run_group(self, group: list[_Queued]) -> None:
         if len(group) == 1:
             await self._one_by_one(group)
             return
+        by_account: dict[str, list[_Queued]] = {}
+        for queued in await self._grouped(group, skip_locked=True):
+            by_account.setdefault(queued[0].account_id, []).append(queued)
+        await asyncio.gather(*(self._account_alone(queued) for queued in by_account.values()))
+
+    async def _account_alone(self, group: list[_Queued]) -> None:
+        if len(group) > 1:
+            group = await self._grouped(group, skip_locked=False)
+        await self._one_by_one(group)
+
+    async def _grouped(self, group: list[_Queued], *, skip_locked: bool) -> list[_Queued]:
+        """Run the group statement and settle what it created: the creates it left."""
         try:
-            created = await self._create_group(create_group_args([new for new, _ in group]))
+            created = await self._create_group(create_group_args([new for new, _ in group]), skip_locked)
         except ServiceUnavailable as exc:
             for _, future in group:
-                settle(future, exc=exc)
-            return
+                _fail(future, exc)
+            return []
         except Exception:
-            # Whatever the statement tripped on (it was rolled back whole), each create alone
-            # meets only its own fate.
-            await self._one_by_one(group)
-            return
+            return group
         left = []
         for new, future in group:
             if new.task_id in created:
-                settle(future, True)
+                _resolve(future, True)
             else:
                 left.append((new, future))
-        await self._one_by_one(left)
+        return left
 
-    async def _one_by_one(self, group: list[tuple[NewTask, asyncio.Future[bool]]]) -> None:
+    async def _one_by_one(self, group: list[_Queued]) -> None:
         for new, future in group:
             try:
                 created = await self._create_one(new)
             except Exception as exc:
-                settle(future, exc=exc)
+                _fail(future, exc)
             else:
-                settle(future, created)
+                _resolve(future, created)

@@ -41,12 +41,17 @@ CREATE_WITH_KEY = _CREATE.format(remember=""", remembered AS (
 # Creates without an idempotency key that arrived in one event-loop turn, as one statement (one
 # round trip, one commit): $1 ids, $2 accounts, $3 prices, $4 created_at, $5 types, $6 params,
 # $7 deadlines, $8 callback urls, $9 pool_only, one element per task. An account is held the sum
-# of its tasks' prices only if it can pay them all; otherwise none of its tasks is created here and
-# the caller creates them one by one with CREATE, in order, which takes as many as the balance
-# allows (a short balance is rare; the group is then no worse than one statement per task). The
-# accounts are locked in id order, as the end statement locks them, so that two groups, or a group
-# and an end, sharing accounts never deadlock. Returns the ids created.
-CREATE_GROUP = f"""
+# of its tasks' prices only if it can pay them all; otherwise none of its tasks is created here
+# (the caller creates them one by one with CREATE, in order, which takes as many as the balance
+# allows). The accounts are locked in id order, as the end statement locks them, so that two
+# groups, or a group and an end, sharing accounts never deadlock. Returns the ids created.
+#
+# CREATE_GROUP[True], the first pass over a turn's creates, skips the accounts whose row another
+# transaction holds (SKIP LOCKED): one account's backlog of creates and completions, queueing on
+# its own row, must not hold up another account's create that shares its group. The caller runs
+# each skipped account's tasks afterwards as a group of that account alone, CREATE_GROUP[False],
+# which waits for its row.
+_CREATE_GROUP = f"""
 WITH batch AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::text[], $6::text[],
                          $7::float8[], $8::text[], $9::boolean[])
@@ -55,7 +60,7 @@ WITH batch AS (
     SELECT account_id, sum(price) AS amount FROM batch GROUP BY account_id
 ), locked AS (
     SELECT a.id, o.amount FROM accounts a JOIN owed o ON o.account_id = a.id
-    WHERE a.available >= o.amount ORDER BY a.id FOR UPDATE OF a
+    WHERE a.available >= o.amount ORDER BY a.id FOR UPDATE OF a {{skip}}
 ), held AS (
     UPDATE accounts a SET available = a.available - l.amount, held = a.held + l.amount
     FROM locked l WHERE a.id = l.id AND a.available >= l.amount
@@ -73,6 +78,7 @@ WITH batch AS (
 )
 SELECT id FROM created
 """  # noqa: S608
+CREATE_GROUP = {True: _CREATE_GROUP.format(skip="SKIP LOCKED"), False: _CREATE_GROUP.format(skip="")}
 
 # $1 account, $2 key, $3 expired before. Run only when a create's key collided: an expired key is
 # dropped so that the create can take the name over; zero rows means the key is live.

@@ -147,10 +147,10 @@ class PostgresStore(Store):
         args = _create_args(new)
         return bool(await self._run(lambda conn: conn.fetchval(pg_sql.CREATE, *args)))
 
-    async def _create_group(self, args: list[Any]) -> set[str]:
+    async def _create_group(self, args: list[Any], skip_locked: bool) -> set[str]:
         # Retried: the group's accounts are locked in id order, but a lost deadlock (another
         # writer that locks several accounts otherwise) must not fail the group's creates.
-        rows = await self._run(lambda conn: conn.fetch(pg_sql.CREATE_GROUP, *args), retry=True)
+        rows = await self._run(lambda conn: conn.fetch(pg_sql.CREATE_GROUP[skip_locked], *args), retry=True)
         return {row[0] for row in rows}
 
     async def claim_tasks(

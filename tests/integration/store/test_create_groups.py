@@ -81,11 +81,11 @@ async def test_on_postgresql_a_turns_creates_are_one_statement(
     groups: list[int] = []
     run_group = pg._create_group
 
-    async def counted(args: list[object]) -> set[str]:
+    async def counted(args: list[object], skip_locked: bool) -> set[str]:
         ids = args[0]
         assert isinstance(ids, list)
         groups.append(len(ids))
-        return await run_group(args)
+        return await run_group(args, skip_locked)
 
     monkeypatch.setattr(pg._create_groups, "_create_group", counted)
     results = await create_all(pg, [new_task(accounts[i % 3]) for i in range(12)])
@@ -110,3 +110,29 @@ async def test_on_postgresql_a_claim_does_not_wait_for_the_disk(pg: PostgresStor
         assert await conn.fetchval("SHOW synchronous_commit") == "on"
     finally:
         await conn.close()
+
+
+async def test_on_postgresql_an_account_whose_row_is_held_does_not_hold_up_another(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    """A's row is held (as by a long run of its own creates and completions); B's create shares a
+    group with A's and must not wait for it."""
+    busy, other = await new_account(pg, 100 * PRICE), await new_account(pg, 100 * PRICE)
+    conn = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        holding = conn.transaction()
+        await holding.start()
+        await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", busy)
+        busy_creates = [asyncio.ensure_future(pg.create_task(new_task(busy))) for _ in range(2)]
+        other_creates = [asyncio.ensure_future(pg.create_task(new_task(other))) for _ in range(2)]
+        done, _ = await asyncio.wait(other_creates, timeout=5)
+        assert len(done) == 2 and all(f.result() is not None for f in done)
+        assert not any(f.done() for f in busy_creates)  # still waiting for its own row
+        await holding.rollback()
+        assert all(task is not None for task in await asyncio.gather(*busy_creates))
+    finally:
+        await conn.close()
+    for account in (busy, other):
+        balance = await pg.read(lambda r, a=account: r.get_balance(a))
+        assert balance is not None and balance.held == 2 * PRICE
+    await balances_match_ledger(pg)
