@@ -13,33 +13,68 @@ connection.
 from __future__ import annotations
 
 import asyncio
-from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from cracker.domain.errors import ServiceUnavailable
 from cracker.store.interface import NewTask
 from cracker.store.rows import dumps
 
-#: At most this many items per statement (a turn rarely brings more; arrays stay small).
+#: At most this many creates per statement (a turn rarely brings more; arrays stay small).
 GROUP_MAX = 100
 
-Item = TypeVar("Item")
-Result = TypeVar("Result")
+#: Runs one create alone (``pg_sql.CREATE``): whether it was created.
+CreateOne = Callable[[NewTask], Awaitable[bool]]
+#: Runs ``pg_sql.CREATE_GROUP[skip_locked]`` with these arguments: the ids created.
+CreateGroup = Callable[[list[Any], bool], Awaitable[set[str]]]
+_Queued = tuple[NewTask, "asyncio.Future[bool]"]
 
 
-class TurnGroups(ABC, Generic[Item, Result]):
-    """Items submitted in one loop turn, run in the next by ``_run_group``, which settles each future."""
+def create_args(new: NewTask) -> list[Any]:
+    """``pg_sql.CREATE``'s arguments."""
+    return [new.task_id, new.account_id, new.price, new.created_at, new.type, dumps(new.params), new.deadline_at,
+            new.callback_url, new.pool_only]
 
-    def __init__(self) -> None:
-        self._queued: list[tuple[Item, asyncio.Future[Result]]] = []
+
+def create_group_args(group: Sequence[NewTask]) -> list[Any]:
+    """``pg_sql.CREATE_GROUP``'s arguments: ``pg_sql.CREATE``'s, one array per column."""
+    return [list(column) for column in zip(*(create_args(new) for new in group), strict=True)]
+
+
+def _resolve(future: asyncio.Future[bool], created: bool) -> None:
+    if not future.done():  # done: its request was cancelled; what was written stands regardless
+        future.set_result(created)
+
+
+def _fail(future: asyncio.Future[bool], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+class CreateGroups:
+    """Creates submitted in one loop turn, run in the next; each keeps its own outcome, and no
+    account's creates wait for another account's row.
+
+    The first pass skips the accounts whose row is locked (by their own earlier creates or
+    completions) and those that cannot pay for all of their tasks in the group; each such
+    account's tasks then run as a group of that account alone, which waits for its own row, and
+    if the account cannot pay for them all, one by one in arrival order, which takes as many as
+    its balance allows. A group whose statement fails for any reason but an unreachable server
+    (it was rolled back whole) is retried per account, then one create at a time, so one
+    request's failure is never another's."""
+
+    def __init__(self, create_one: CreateOne, create_group: CreateGroup) -> None:
+        self._create_one = create_one
+        self._create_group = create_group
+        self._queued: list[_Queued] = []
         self._scheduled = False
         self._running: set[asyncio.Task[None]] = set()
 
-    async def submit(self, item: Item) -> Result:
+    async def submit(self, new: NewTask) -> bool:
+        """Whether the task was created (False: its account could not pay for it)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Result] = loop.create_future()
-        self._queued.append((item, future))
+        future: asyncio.Future[bool] = loop.create_future()
+        self._queued.append((new, future))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._start_groups)
@@ -52,52 +87,6 @@ class TurnGroups(ABC, Generic[Item, Result]):
             runner = asyncio.ensure_future(self._run_group(queued[start:start + GROUP_MAX]))
             self._running.add(runner)  # held: the loop keeps only weak references to tasks
             runner.add_done_callback(self._running.discard)
-
-    @abstractmethod
-    async def _run_group(self, group: list[tuple[Item, asyncio.Future[Result]]]) -> None: ...
-
-
-def _resolve(future: asyncio.Future[Result], result: Result) -> None:
-    if not future.done():  # done: its request was cancelled; what was written stands regardless
-        future.set_result(result)
-
-
-def _fail(future: asyncio.Future[Result], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)
-
-
-#: Runs one create alone (``pg_sql.CREATE``): whether it was created.
-CreateOne = Callable[[NewTask], Awaitable[bool]]
-#: Runs ``pg_sql.CREATE_GROUP[skip_locked]`` with these arguments: the ids created.
-CreateGroup = Callable[[list[Any], bool], Awaitable[set[str]]]
-_Queued = tuple[NewTask, "asyncio.Future[bool]"]
-
-
-def create_group_args(group: Sequence[NewTask]) -> list[Any]:
-    """``pg_sql.CREATE_GROUP``'s arguments: one array per column."""
-    return [
-        [n.task_id for n in group], [n.account_id for n in group], [n.price for n in group],
-        [n.created_at for n in group], [n.type for n in group], [dumps(n.params) for n in group],
-        [n.deadline_at for n in group], [n.callback_url for n in group], [n.pool_only for n in group],
-    ]
-
-
-class CreateGroups(TurnGroups[NewTask, bool]):
-    """Each create keeps its own outcome, and no account's creates wait for another account's row.
-
-    The first pass skips the accounts whose row is locked (by their own earlier creates or
-    completions) and those that cannot pay for all of their tasks in the group; each such
-    account's tasks then run as a group of that account alone, which waits for its own row, and
-    if the account cannot pay for them all, one by one in arrival order, which takes as many as
-    its balance allows. A group whose statement fails for any reason but an unreachable server
-    (it was rolled back whole) is retried per account, then one create at a time, so one
-    request's failure is never another's."""
-
-    def __init__(self, create_one: CreateOne, create_group: CreateGroup) -> None:
-        super().__init__()
-        self._create_one = create_one
-        self._create_group = create_group
 
     async def _run_group(self, group: list[_Queued]) -> None:
         if len(group) == 1:

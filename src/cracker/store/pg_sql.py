@@ -42,8 +42,8 @@ CREATE_WITH_KEY = _CREATE.format(remember=""", remembered AS (
 # round trip, one commit): $1 ids, $2 accounts, $3 prices, $4 created_at, $5 types, $6 params,
 # $7 deadlines, $8 callback urls, $9 pool_only, one element per task. An account is held the sum
 # of its tasks' prices only if it can pay them all; otherwise none of its tasks is created here
-# (the caller creates them one by one with CREATE, in order, which takes as many as the balance
-# allows). The accounts are locked in id order, as the end statement locks them, so that two
+# (the caller then creates them one by one with CREATE, in order, which takes as many as the
+# balance allows). The accounts are locked in id order, as the end statement locks them, so that two
 # groups, or a group and an end, sharing accounts never deadlock. Returns the ids created.
 #
 # CREATE_GROUP[True], the first pass over a turn's creates, skips the accounts whose row another

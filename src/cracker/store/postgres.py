@@ -43,7 +43,7 @@ from cracker.store.engines import PgTimeouts, create_postgres_engine
 from cracker.store.errors import ConstraintViolation, IdempotencyKeyTaken
 from cracker.store.interface import NewTask, Rejection, Store
 from cracker.store.notify import asyncpg_dsn
-from cracker.store.pg_groups import CreateGroups
+from cracker.store.pg_groups import CreateGroups, create_args
 from cracker.store.rows import dumps, task_from_row, view_from_row
 from cracker.store.units import Reader, Writer
 
@@ -89,12 +89,6 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     """
 
 
-def _create_args(new: NewTask) -> list[Any]:
-    """``pg_sql.CREATE``'s arguments."""
-    return [new.task_id, new.account_id, new.price, new.created_at, new.type, dumps(new.params), new.deadline_at,
-            new.callback_url, new.pool_only]
-
-
 class PostgresStore(Store):
     dialect = "postgresql"
 
@@ -119,7 +113,7 @@ class PostgresStore(Store):
         if key is None:
             created = await self._create_groups.submit(new)
         else:
-            args = [*_create_args(new), key.key, key.request_hash]
+            args = [*create_args(new), key.key, key.request_hash]
             try:
                 created = await self._run(lambda conn: conn.fetchval(pg_sql.CREATE_WITH_KEY, *args))
             except ConstraintViolation:
@@ -144,7 +138,7 @@ class PostgresStore(Store):
         )
 
     async def _create_one(self, new: NewTask) -> bool:
-        args = _create_args(new)
+        args = create_args(new)
         return bool(await self._run(lambda conn: conn.fetchval(pg_sql.CREATE, *args)))
 
     async def _create_group(self, args: list[Any], skip_locked: bool) -> set[str]:
